@@ -1,0 +1,5 @@
+from django.core.files.uploadhandler import TemporaryFileUploadHandler
+
+
+class HashingSizeLimitedUploadHandler(TemporaryFileUploadHandler):
+    pass

@@ -1,0 +1,21 @@
+"""``/api/v1/``: each app registers its viewsets on this one router (see ``<app>/api/urls.py``)."""
+
+from rest_framework.routers import DefaultRouter
+
+from catalog.api.urls import register as register_catalog
+from compute_pools.api.urls import register as register_compute_pools
+from gateways.api.urls import register as register_gateways
+from inference_jobs.api.urls import register as register_inference_jobs
+from tenancy.api.urls import register as register_tenancy
+
+router = DefaultRouter()
+for register in (
+    register_tenancy,
+    register_compute_pools,
+    register_gateways,
+    register_catalog,
+    register_inference_jobs,
+):
+    register(router)
+
+urlpatterns = router.urls

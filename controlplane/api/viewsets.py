@@ -1,0 +1,71 @@
+"""The base of every API viewset: tenant-scoped reads, role-checked writes, services for every write.
+
+A viewset states
+
+* ``write_action``: what a write needs: ``"operate"`` (tenant admin or member), ``"manage"`` (tenant admin)
+  or ``"platform"`` (platform admin);
+* ``tenant_of(obj)``: the tenant id an object belongs to (None for platform-wide objects).
+
+Reads go through ``Model.objects.restrict(user, "view")``, so another tenant's object is a 404. A write on
+an object the caller can see but may not change is a 403.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import permissions, viewsets
+
+from tenancy.choices import Action
+from tenancy.permissions import user_can, user_can_anywhere
+
+
+class RoleWritePermission(permissions.BasePermission):
+    message = "Your role does not allow this change."
+
+    def has_permission(self, request, view) -> bool:
+        if not (request.user and request.user.is_authenticated):
+            return False
+        if request.method in permissions.SAFE_METHODS:
+            return True
+        return user_can_anywhere(request.user, view.action_requirement())
+
+    def has_object_permission(self, request, view, obj) -> bool:
+        if request.method in permissions.SAFE_METHODS:
+            return True
+        return user_can(request.user, view.action_requirement(), view.tenant_of(obj))
+
+
+class RestrictedViewSetMixin:
+    """Scoping and permissions shared by the model viewsets."""
+
+    permission_classes = [RoleWritePermission]
+    write_action: str = Action.OPERATE
+    #: Per-action overrides of ``write_action``, e.g. ``{"rotate": "manage"}``.
+    action_requirements: dict[str, str] = {}
+    read_action: str = Action.VIEW
+
+    def action_requirement(self) -> str:
+        return self.action_requirements.get(self.action, self.write_action)
+
+    def tenant_of(self, obj) -> int | None:
+        return getattr(obj, "tenant_id", None)
+
+    def base_queryset(self):
+        return self.queryset.all()
+
+    def get_queryset(self):
+        return self.base_queryset().restrict(self.request.user, self.read_action)
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        context = super().get_serializer_context()
+        context["write_action"] = self.action_requirement()
+        return context
+
+
+class RestrictedModelViewSet(RestrictedViewSetMixin, viewsets.ModelViewSet):
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+
+class RestrictedReadOnlyViewSet(RestrictedViewSetMixin, viewsets.ReadOnlyModelViewSet):
+    pass

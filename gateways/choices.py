@@ -1,0 +1,6 @@
+from django.db import models
+
+
+class Scheme(models.TextChoices):
+    HTTP = "http", "http"
+    HTTPS = "https", "https"

@@ -1,0 +1,149 @@
+"""Shapes of the task API. Serializers check the shape of input only; every rule is in the services."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from catalog.models import Model
+from compute_pools.models import ComputePool
+from controlplane.api.serializers import (
+    RestrictedPrimaryKeyRelatedField,
+    RestrictedSlugRelatedField,
+    TenantDefaultMixin,
+    tenant_field,
+)
+from gateways.models import Gateway
+from inference_jobs.constants import MAX_COMPUTE_UNITS_PER_INSTANCE, MAX_INSTANCES
+from inference_jobs.models import InferenceTask, TaskEvent
+from inference_jobs.services import MUTABLE_FIELDS
+
+
+class InferenceTaskSerializer(serializers.ModelSerializer):
+    tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    model_name = serializers.CharField(source="model.name", read_only=True)
+    compute_pool = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    gateway = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    port = serializers.SerializerMethodField()
+    access_url = serializers.SerializerMethodField()
+    compute_units = serializers.IntegerField(read_only=True)
+    served_model_name = serializers.CharField(source="effective_served_model_name", read_only=True)
+    runtime_image = serializers.CharField(source="runtime_image_version.image.slug", read_only=True)
+    runtime_image_version = serializers.CharField(source="runtime_image_version.version", read_only=True)
+    update_available = serializers.SerializerMethodField()
+
+    class Meta:
+        model = InferenceTask
+        fields = [
+            "id", "tenant", "name", "description", "model", "model_name", "mode", "compute_pool", "gateway", "port",
+            "access_url", "compute_units_per_instance", "instances", "compute_units", "async_batching",
+            "reflow_enabled", "temperature", "top_p", "repetition_penalty", "sampling_policy", "system_prompt",
+            "served_model_name", "ttft_slo_ms", "tpot_slo_ms", "runtime_image", "runtime_image_version",
+            "update_available", "desired_state", "status", "status_message", "ready_instances", "generation",
+            "observed_generation", "created_at", "updated_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    def _port(self, task: InferenceTask):
+        try:
+            return task.gateway_port
+        except InferenceTask.gateway_port.RelatedObjectDoesNotExist:
+            return None
+
+    def get_port(self, task: InferenceTask) -> int | None:
+        port = self._port(task)
+        return port.port if port else None
+
+    def get_access_url(self, task: InferenceTask) -> str | None:
+        port = self._port(task)
+        return task.gateway.access_url(port.port) if port else None
+
+    def get_update_available(self, task: InferenceTask) -> bool:
+        """A newer version of the task's runtime image is published; ``update-image`` would move to it."""
+        annotated = getattr(task, "update_available", None)
+        if annotated is not None:
+            return annotated
+        pinned = task.runtime_image_version
+        return pinned.image.versions.filter(published_at__gt=pinned.published_at).exists()
+
+
+class InferenceTaskCreateSerializer(TenantDefaultMixin, serializers.ModelSerializer):
+    tenant = tenant_field(required=False)
+    model = RestrictedPrimaryKeyRelatedField(queryset=Model.objects.all(), scope="view")
+    compute_pool = RestrictedSlugRelatedField(slug_field="slug", queryset=ComputePool.objects.all(), scope="view")
+    gateway = RestrictedSlugRelatedField(slug_field="slug", queryset=Gateway.objects.all(), scope="view")
+    compute_units_per_instance = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_COMPUTE_UNITS_PER_INSTANCE,
+        help_text="Cards per instance; defaults to the sizing advisor's recommendation for the model on the pool.",
+    )
+    instances = serializers.IntegerField(required=False, default=1, min_value=1, max_value=MAX_INSTANCES)
+
+    class Meta:
+        model = InferenceTask
+        fields = [
+            "tenant", "name", "model", "mode", "compute_pool", "gateway", "compute_units_per_instance", "instances",
+            *MUTABLE_FIELDS,
+        ]  # fmt: skip
+        # Uniqueness is a platform rule with its own code (task_name_taken), checked by the service.
+        validators = []
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        model = attrs.get("model")
+        if model is not None and model.tenant_id != attrs["tenant"].pk:
+            raise serializers.ValidationError({"model": [f'Invalid pk "{model.pk}" - object does not exist.']})
+        return attrs
+
+
+class InferenceTaskUpdateSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = InferenceTask
+        fields = list(MUTABLE_FIELDS)
+
+
+class InferenceTaskScaleSerializer(serializers.Serializer):
+    instances = serializers.IntegerField(min_value=1, max_value=MAX_INSTANCES)
+    compute_units_per_instance = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_COMPUTE_UNITS_PER_INSTANCE
+    )
+
+
+class VerdictSerializer(serializers.Serializer):
+    rule = serializers.CharField(help_text="The code a create would refuse with.")
+    accepted = serializers.BooleanField()
+    message = serializers.CharField(allow_blank=True)
+    field = serializers.CharField(allow_null=True)
+
+
+class SizingAdviceSerializer(serializers.Serializer):
+    parameter_count = serializers.IntegerField(allow_null=True)
+    dtype = serializers.CharField()
+    context_length = serializers.IntegerField()
+    concurrent_sequences = serializers.IntegerField()
+    weights_bytes = serializers.IntegerField()
+    kv_cache_bytes = serializers.IntegerField()
+    runtime_reserve_bytes = serializers.IntegerField()
+    total_bytes = serializers.IntegerField()
+    memory_per_card_gib = serializers.IntegerField()
+    cards_by_memory = serializers.IntegerField()
+    table_minimum = serializers.IntegerField()
+    table_maximum = serializers.IntegerField()
+    recommended = serializers.IntegerField()
+    notes = serializers.ListField(child=serializers.CharField())
+
+
+class DryRunResultSerializer(serializers.Serializer):
+    accepted = serializers.BooleanField()
+    compute_units_per_instance = serializers.IntegerField()
+    verdicts = VerdictSerializer(many=True)
+    sizing = SizingAdviceSerializer()
+
+
+class TaskEventSerializer(serializers.ModelSerializer):
+    actor = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = TaskEvent
+        fields = ["id", "created_at", "level", "reason", "message", "actor"]
+        read_only_fields = fields

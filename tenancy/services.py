@@ -1,0 +1,182 @@
+"""Every write to tenants, memberships and credentials, with its rules and its audit entry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from controlplane.errors import (
+    LastTenantAdminError,
+    MembershipExistsError,
+    SlugTakenError,
+    TenantInUseError,
+    TenantQuotaBelowUseError,
+)
+from tenancy.audit import audit_record, audit_snapshot
+from tenancy.choices import Role
+from tenancy.constants import PERSONAL_TOKEN_PREFIX, TENANT_API_KEY_PREFIX
+from tenancy.credentials import credential_issue
+from tenancy.models import Membership, PersonalAPIToken, Tenant, TenantAPIKey, User
+
+TENANT_FIELDS = ("name", "description", "max_tasks", "max_compute_units", "max_tokens_per_minute")
+
+
+def tenant_create(*, actor: User, slug: str, name: str, **fields: Any) -> Tenant:
+    with transaction.atomic():
+        if Tenant.objects.filter(slug=slug).exists():
+            raise SlugTakenError(f"A tenant with the id '{slug}' already exists.")
+        tenant = Tenant(slug=slug, name=name, **{k: v for k, v in fields.items() if k in TENANT_FIELDS})
+        tenant.full_clean()
+        try:
+            with transaction.atomic():
+                tenant.save()
+        except IntegrityError as exc:
+            raise SlugTakenError(f"A tenant with the id '{slug}' already exists.") from exc
+        audit_record(actor=actor, action="tenant.create", obj=tenant, tenant=tenant, after=audit_snapshot(tenant))
+    return tenant
+
+
+def tenant_update(*, actor: User, tenant: Tenant, **fields: Any) -> Tenant:
+    """Change a tenant's name or quotas. A quota may not drop below what the tenant already uses: the
+    rule counts under the tenant's row lock, as task admission does."""
+    from inference_jobs.selectors import tenant_usage
+
+    with transaction.atomic():
+        tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
+        before = audit_snapshot(tenant)
+        usage = tenant_usage(tenant)
+        if fields.get("max_tasks", tenant.max_tasks) < usage.tasks:
+            raise TenantQuotaBelowUseError(
+                f"The tenant already has {usage.tasks} tasks; max tasks cannot be lower.", field="max_tasks"
+            )
+        if fields.get("max_compute_units", tenant.max_compute_units) < usage.compute_units:
+            raise TenantQuotaBelowUseError(
+                f"The tenant's tasks already use {usage.compute_units} compute units; the quota cannot be lower."
+            )
+        for key in TENANT_FIELDS:
+            if key in fields:
+                setattr(tenant, key, fields[key])
+        tenant.full_clean()
+        tenant.save()
+        audit_record(
+            actor=actor, action="tenant.update", obj=tenant, tenant=tenant, before=before, after=audit_snapshot(tenant)
+        )
+    return tenant
+
+
+def tenant_delete(*, actor: User, tenant: Tenant) -> None:
+    with transaction.atomic():
+        tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
+        if tenant.inference_tasks.exists() or tenant.models.exists():
+            raise TenantInUseError(f"Tenant '{tenant.slug}' still has models or inference tasks; delete them first.")
+        audit_record(actor=actor, action="tenant.delete", obj=tenant, before=audit_snapshot(tenant))
+        tenant.delete()
+
+
+def membership_create(*, actor: User, tenant: Tenant, user: User, role: str = Role.MEMBER) -> Membership:
+    with transaction.atomic():
+        if Membership.objects.filter(tenant=tenant, user=user).exists():
+            raise MembershipExistsError(f"{user.username} is already a member of {tenant.slug}.")
+        membership = Membership.objects.create(tenant=tenant, user=user, role=role)
+        audit_record(
+            actor=actor, action="membership.create", obj=membership, tenant=tenant, after=audit_snapshot(membership)
+        )
+    return membership
+
+
+def _ensure_another_admin(membership: Membership) -> None:
+    others = Membership.objects.select_for_update().filter(tenant_id=membership.tenant_id, role=Role.ADMIN)
+    if not others.exclude(pk=membership.pk).exists():
+        raise LastTenantAdminError("A tenant keeps at least one tenant admin.")
+
+
+def membership_update(*, actor: User, membership: Membership, role: str) -> Membership:
+    with transaction.atomic():
+        membership = Membership.objects.select_for_update().get(pk=membership.pk)
+        before = audit_snapshot(membership)
+        if membership.role == Role.ADMIN and role != Role.ADMIN:
+            _ensure_another_admin(membership)
+        membership.role = role
+        membership.save(update_fields=["role"])
+        audit_record(
+            actor=actor,
+            action="membership.update",
+            obj=membership,
+            tenant=membership.tenant,
+            before=before,
+            after=audit_snapshot(membership),
+        )
+    return membership
+
+
+def membership_delete(*, actor: User, membership: Membership) -> None:
+    with transaction.atomic():
+        membership = Membership.objects.select_for_update().get(pk=membership.pk)
+        if membership.role == Role.ADMIN:
+            _ensure_another_admin(membership)
+        audit_record(
+            actor=actor,
+            action="membership.delete",
+            obj=membership,
+            tenant=membership.tenant,
+            before=audit_snapshot(membership),
+        )
+        membership.delete()
+
+
+@dataclass(frozen=True)
+class CreatedCredential:
+    """A new credential and its plaintext, which exists only here and is shown once."""
+
+    credential: PersonalAPIToken | TenantAPIKey
+    plaintext: str
+
+
+def personal_token_create(*, actor: User, name: str, expires_at: datetime | None = None) -> CreatedCredential:
+    issued = credential_issue(PERSONAL_TOKEN_PREFIX)
+    with transaction.atomic():
+        token = PersonalAPIToken.objects.create(
+            user=actor, name=name, key_id=issued.key_id, digest=issued.digest, expires_at=expires_at
+        )
+        audit_record(actor=actor, action="personal_token.create", obj=token, after=audit_snapshot(token))
+    return CreatedCredential(token, issued.plaintext)
+
+
+def tenant_api_key_create(
+    *, actor: User, tenant: Tenant, name: str, expires_at: datetime | None = None
+) -> CreatedCredential:
+    issued = credential_issue(TENANT_API_KEY_PREFIX)
+    with transaction.atomic():
+        key = TenantAPIKey.objects.create(
+            tenant=tenant,
+            name=name,
+            key_id=issued.key_id,
+            digest=issued.digest,
+            expires_at=expires_at,
+            created_by=actor,
+        )
+        audit_record(actor=actor, action="api_key.create", obj=key, tenant=tenant, after=audit_snapshot(key))
+    return CreatedCredential(key, issued.plaintext)
+
+
+def credential_revoke(*, actor: User, credential: PersonalAPIToken | TenantAPIKey) -> None:
+    """Revoke now; the row stays so that the audit log and usage still name it."""
+    with transaction.atomic():
+        if credential.revoked_at is not None:
+            return
+        before = audit_snapshot(credential)
+        credential.revoked_at = timezone.now()
+        credential.save(update_fields=["revoked_at"])
+        kind = "api_key" if isinstance(credential, TenantAPIKey) else "personal_token"
+        audit_record(
+            actor=actor,
+            action=f"{kind}.revoke",
+            obj=credential,
+            tenant=getattr(credential, "tenant", None),
+            before=before,
+            after=audit_snapshot(credential),
+        )
