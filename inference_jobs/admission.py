@@ -160,7 +160,8 @@ def rule_gateway_port_free(request: AdmissionRequest) -> None:
 
     if not gateway_free_ports(request.gateway):
         raise errors.GatewayPortsExhaustedError(
-            f"Gateway '{request.gateway.slug}' has all {request.gateway.port_count} ports in use; choose another gateway."
+            f"Gateway '{request.gateway.slug}' has all {request.gateway.port_count} ports in use; "
+            "choose another gateway."
         )
 
 

@@ -279,7 +279,8 @@ def task_update_image(*, actor, task: InferenceTask) -> InferenceTask:
             or (newest.published_at <= task.runtime_image_version.published_at)
         ):
             raise errors.RuntimeImageUpToDateError(
-                f"Task '{task.name}' already runs the newest version of {image.slug} ({task.runtime_image_version.version})."
+                f"Task '{task.name}' already runs the newest version of {image.slug} "
+                f"({task.runtime_image_version.version})."
             )
         before = audit_snapshot(task)
         previous = task.runtime_image_version.version

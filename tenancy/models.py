@@ -93,12 +93,12 @@ class Credential(models.Model):
         abstract = True
         ordering = ["-created_at"]
 
+    def __str__(self) -> str:
+        return f"{self.name} ({self.key_id})"
+
     @property
     def is_usable(self) -> bool:
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > timezone.now())
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.key_id})"
 
 
 class PersonalTokenQuerySet(CredentialQuerySet):
