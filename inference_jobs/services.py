@@ -108,7 +108,9 @@ def task_create(*, actor, tenant: Tenant, **fields: Any) -> InferenceTask:
         platform_lock(TASK_ADMISSION_LOCK)
         tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
         pool = (
-            ComputePool.objects.select_for_update().select_related("accelerator_type").get(pk=fields["compute_pool"].pk)
+            ComputePool.objects.select_for_update(of=("self",))
+            .select_related("accelerator_type")
+            .get(pk=fields["compute_pool"].pk)
         )
         gateway = Gateway.objects.select_for_update().get(pk=fields["gateway"].pk)
         request = task_admission_request(
@@ -203,7 +205,11 @@ def _lock_compute_of(task: InferenceTask) -> InferenceTask:
     """Lock the tenant and pool rows (in admission order), then the task; return the fresh task."""
     Tenant.objects.select_for_update().filter(pk=task.tenant_id).first()
     ComputePool.objects.select_for_update().filter(pk=task.compute_pool_id).first()
-    return InferenceTask.objects.select_for_update().select_related("tenant", "compute_pool", "model").get(pk=task.pk)
+    return (
+        InferenceTask.objects.select_for_update(of=("self",))
+        .select_related("tenant", "compute_pool", "model")
+        .get(pk=task.pk)
+    )
 
 
 def task_scale(
@@ -269,7 +275,11 @@ def task_start(*, actor, task: InferenceTask) -> InferenceTask:
 def task_update_image(*, actor, task: InferenceTask) -> InferenceTask:
     """Move the task to the newest version of its runtime image (SPEC rule 6: only when someone asks)."""
     with transaction.atomic():
-        task = InferenceTask.objects.select_for_update().select_related("runtime_image_version__image").get(pk=task.pk)
+        task = (
+            InferenceTask.objects.select_for_update(of=("self",))
+            .select_related("runtime_image_version__image")
+            .get(pk=task.pk)
+        )
         _ensure_not_deleted(task, "update its runtime image")
         image = task.runtime_image_version.image
         newest = image.versions.order_by("-published_at", "-id").first()
@@ -316,7 +326,7 @@ def task_delete(*, actor, task: InferenceTask) -> InferenceTask:
 def task_delete_finalize(*, task: InferenceTask) -> None:
     """The task is gone from the cluster: remove its row, which frees its port and its compute units."""
     with transaction.atomic():
-        task = InferenceTask.objects.select_for_update().select_related("tenant").get(pk=task.pk)
+        task = InferenceTask.objects.select_for_update(of=("self",)).select_related("tenant").get(pk=task.pk)
         if task.desired_state != DesiredState.DELETED:
             raise errors.TaskStateError(f"Task '{task.name}' was not asked to be deleted.")
         audit_record(

@@ -3,6 +3,8 @@ away: ``TaskFactory()`` builds everything a valid task needs, through the ORM (n
 
 from __future__ import annotations
 
+import importlib
+
 import factory
 from django.utils import timezone
 
@@ -55,9 +57,14 @@ class MembershipFactory(factory.django.DjangoModelFactory):
     role = Role.MEMBER
 
 
+_SEED = importlib.import_module("compute_pools.migrations.0003_seed_accelerator_types")
+
+
 def accelerator(slug: str) -> AcceleratorType:
-    """One of the seeded accelerator types: nvidia-gpu, iluvatar-mr-v100, iluvatar-bi-v100, cpu."""
-    return AcceleratorType.objects.get(slug=slug)
+    """One of the seeded accelerator types: nvidia-gpu, iluvatar-mr-v100, iluvatar-bi-v100, cpu. Re-created
+    from the seed migration's table when a transactional test has flushed the seeded rows."""
+    values = next(dict(row) for row in _SEED.accelerator_types() if row["slug"] == slug)
+    return AcceleratorType.objects.get_or_create(slug=values.pop("slug"), defaults=values)[0]
 
 
 class ComputePoolFactory(factory.django.DjangoModelFactory):
@@ -164,6 +171,7 @@ class TaskFactory(factory.django.DjangoModelFactory):
 
     class Meta:
         model = InferenceTask
+        skip_postgeneration_save = True
 
     tenant = factory.SubFactory(TenantFactory)
     name = factory.Sequence(lambda n: f"task-{n}")

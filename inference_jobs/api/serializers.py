@@ -73,9 +73,10 @@ class InferenceTaskCreateSerializer(TenantDefaultMixin, serializers.ModelSeriali
     gateway = RestrictedSlugRelatedField(slug_field="slug", queryset=Gateway.objects.all(), scope="view")
     compute_units_per_instance = serializers.IntegerField(
         required=False,
+        allow_null=True,
         min_value=1,
         max_value=MAX_COMPUTE_UNITS_PER_INSTANCE,
-        help_text="Cards per instance; defaults to the sizing advisor's recommendation for the model on the pool.",
+        help_text="Cards per instance; empty or null: the sizing advisor's recommendation for the model on the pool.",
     )
     instances = serializers.IntegerField(required=False, default=1, min_value=1, max_value=MAX_INSTANCES)
 
