@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -17,6 +18,12 @@ from inference_jobs.constants import (
     MAX_INSTANCES,
 )
 from tenancy.querysets import RestrictedQuerySet
+
+
+def validate_top_p(value: float) -> None:
+    """Nucleus sampling keeps the smallest set of tokens whose probability reaches top_p: it must be in (0, 1]."""
+    if not 0 < value <= 1:
+        raise ValidationError("top_p must be greater than 0 and at most 1.")
 
 
 class InferenceTask(models.Model):
@@ -46,7 +53,7 @@ class InferenceTask(models.Model):
     temperature = models.FloatField(
         default=DEFAULT_TEMPERATURE, validators=[MinValueValidator(0.0), MaxValueValidator(2.0)]
     )
-    top_p = models.FloatField(default=DEFAULT_TOP_P, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
+    top_p = models.FloatField(default=DEFAULT_TOP_P, validators=[validate_top_p])
     repetition_penalty = models.FloatField(
         default=DEFAULT_REPETITION_PENALTY, validators=[MinValueValidator(1.0), MaxValueValidator(2.0)]
     )

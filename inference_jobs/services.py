@@ -139,6 +139,8 @@ def task_create(*, actor, tenant: Tenant, **fields: Any) -> InferenceTask:
             with transaction.atomic():
                 task.save()
         except IntegrityError as exc:  # the database's unique constraint, should a writer bypass the lock
+            if "task_unique_name_per_tenant" not in str(exc):
+                raise
             raise errors.TaskNameTakenError(f"Tenant '{tenant.slug}' already has a task named '{task.name}'.") from exc
         port = gateway_port_allocate(gateway=gateway, task=task)
         _event(

@@ -14,8 +14,9 @@ from django.db import models
 
 from tenancy.models import AuditEntry, Tenant
 
-# Never copied into the log: secret digests stay in their own table.
-_NEVER_AUDITED = frozenset({"digest", "password"})
+# Never copied into the log: secret digests stay in their own table; timestamps the write itself bumps say
+# nothing the entry's own time does not.
+_NEVER_AUDITED = frozenset({"digest", "password", "updated_at"})
 
 
 def audit_snapshot(obj: models.Model) -> dict[str, Any]:
