@@ -16,7 +16,6 @@ from inference_jobs.services import (
     task_start,
     task_stop,
     task_update,
-    task_update_image,
 )
 from tenancy.models import AuditEntry
 from tests import factories
