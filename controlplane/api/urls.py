@@ -3,7 +3,6 @@
 from rest_framework.routers import DefaultRouter
 
 import controlplane.api.schema  # noqa: F401  (registers the OpenAPI extensions)
-
 from catalog.api.urls import register as register_catalog
 from compute_pools.api.urls import register as register_compute_pools
 from gateways.api.urls import register as register_gateways
