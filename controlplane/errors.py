@@ -101,6 +101,26 @@ class PoolInUseError(PlatformRuleError):
     code = "pool_in_use"
 
 
+class PoolGrantExistsError(PlatformRuleError):
+    code = "pool_grant_exists"
+    field = "tenant"
+
+
+class PoolGrantInUseError(PlatformRuleError):
+    """A grant cannot be withdrawn while the tenant still has tasks in the pool."""
+
+    code = "pool_grant_in_use"
+
+
+class PoolGrantShareBelowUseError(PlatformRuleError):
+    code = "pool_grant_share_below_use"
+    field = "max_compute_units"
+
+
+class AcceleratorTypeInUseError(PlatformRuleError):
+    code = "accelerator_type_in_use"
+
+
 # Gateways
 class GatewayInactiveError(PlatformRuleError):
     code = "gateway_inactive"
@@ -141,6 +161,13 @@ class RuntimeImageVersionTakenError(PlatformRuleError):
     field = "version"
 
 
+class RuntimeImageInUseError(PlatformRuleError):
+    """Tasks pin a version of the image: deleting it, or changing what its versions pull (repository, mode,
+    vendor), would change those tasks without anyone asking (rule 6)."""
+
+    code = "runtime_image_in_use"
+
+
 # Task lifecycle
 class TaskStateError(PlatformRuleError):
     """An action that the task's current state does not allow (start a running task, scale a deleting one)."""
@@ -174,3 +201,19 @@ class MembershipExistsError(PlatformRuleError):
 class LastTenantAdminError(PlatformRuleError):
     code = "last_tenant_admin"
     field = "role"
+
+
+class UsernameTakenError(PlatformRuleError):
+    code = "username_taken"
+    field = "username"
+
+
+class SelfLockoutError(PlatformRuleError):
+    """A platform admin may not deactivate their own account or drop their own admin flag."""
+
+    code = "self_lockout"
+
+
+class CredentialExpiryError(PlatformRuleError):
+    code = "credential_expiry_in_past"
+    field = "expires_at"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
@@ -40,6 +41,22 @@ class Gateway(models.Model):
 
     def __str__(self) -> str:
         return self.slug
+
+    def clean(self) -> None:
+        """The range rule as a field error (the check constraint alone would name no field)."""
+        super().clean()
+        start, end = self.port_range_start, self.port_range_end
+        if not (isinstance(start, int) and isinstance(end, int)):
+            return
+        if end < start:
+            raise ValidationError({"port_range_end": "The port range must not end before it starts."})
+        if end - start + 1 > MAX_PORTS_PER_GATEWAY:
+            raise ValidationError(
+                {
+                    "port_range_end": f"A gateway has at most {MAX_PORTS_PER_GATEWAY} ports; "
+                    f"{start}-{end} would have {end - start + 1}."
+                }
+            )
 
     @property
     def port_count(self) -> int:

@@ -21,18 +21,24 @@ GATEWAY_FIELDS = ("name", "description", "address", "scheme", "port_range_start"
 
 
 def gateway_create(*, actor, slug: str, **fields: Any) -> Gateway:
-    gateway = Gateway(slug=slug, **{k: v for k, v in fields.items() if k in GATEWAY_FIELDS})
-    gateway.full_clean(validate_unique=False)
-    try:
-        with transaction.atomic():
-            gateway.save()
-            audit_record(actor=actor, action="gateway.create", obj=gateway, after=audit_snapshot(gateway))
-    except IntegrityError as exc:
-        raise SlugTakenError(f"A gateway with the id '{slug}' already exists.") from exc
+    """A new gateway; its port range holds 1 to 16 ports (SPEC rule 2, also a database check)."""
+    with transaction.atomic():
+        if Gateway.objects.filter(slug=slug).exists():
+            raise SlugTakenError(f"A gateway with the id '{slug}' already exists.")
+        gateway = Gateway(slug=slug, **{k: v for k, v in fields.items() if k in GATEWAY_FIELDS})
+        gateway.full_clean(validate_unique=False)
+        try:
+            with transaction.atomic():
+                gateway.save()
+        except IntegrityError as exc:
+            raise SlugTakenError(f"A gateway with the id '{slug}' already exists.") from exc
+        audit_record(actor=actor, action="gateway.create", obj=gateway, after=audit_snapshot(gateway))
     return gateway
 
 
 def gateway_update(*, actor, gateway: Gateway, **fields: Any) -> Gateway:
+    """Change a gateway. Its range may move or shrink only around the ports its tasks hold: the check runs
+    under the gateway's row lock, which port allocation takes too."""
     with transaction.atomic():
         gateway = Gateway.objects.select_for_update().get(pk=gateway.pk)
         before = audit_snapshot(gateway)
@@ -55,6 +61,7 @@ def gateway_update(*, actor, gateway: Gateway, **fields: Any) -> Gateway:
 
 
 def gateway_delete(*, actor, gateway: Gateway) -> None:
+    """Refused while tasks (stopped ones too) are published through the gateway."""
     with transaction.atomic():
         gateway = Gateway.objects.select_for_update().get(pk=gateway.pk)
         if gateway.tasks.exists():

@@ -2,18 +2,35 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import UserManager as DjangoUserManager
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 
-from tenancy.choices import Role
+from tenancy.choices import Action, Role
 from tenancy.constants import DEFAULT_MAX_COMPUTE_UNITS, DEFAULT_MAX_TASKS, DEFAULT_MAX_TOKENS_PER_MINUTE
 from tenancy.querysets import RestrictedQuerySet, is_platform_admin
+
+
+class UserQuerySet(models.QuerySet):
+    def restrict(self, user, action: str = Action.VIEW) -> UserQuerySet:
+        """Platform admins see and change every account; anyone else reads only their own."""
+        if is_platform_admin(user):
+            return self
+        if not (user and user.is_authenticated and user.is_active) or action != Action.VIEW:
+            return self.none()
+        return self.filter(pk=user.pk)
+
+
+class UserManager(DjangoUserManager.from_queryset(UserQuerySet)):
+    pass
 
 
 class User(AbstractUser):
     """A person or automation account. ``is_superuser`` makes a platform admin; tenant roles come from
     memberships."""
+
+    objects = UserManager()
 
     @property
     def is_platform_admin(self) -> bool:

@@ -12,6 +12,13 @@ from django.db import models
 from tenancy.choices import ROLES_FOR_ACTION, Action
 
 
+def tenant_ids_for(user, action: str) -> list[int]:
+    """The tenants in which ``user`` holds a role that admits ``action``."""
+    from tenancy.permissions import tenant_roles
+
+    return sorted(tenant_id for tenant_id, role in tenant_roles(user).items() if role in ROLES_FOR_ACTION[action])
+
+
 def is_platform_admin(user) -> bool:
     return bool(user and user.is_authenticated and user.is_active and user.is_superuser)
 
@@ -28,10 +35,8 @@ class RestrictedQuerySet(models.QuerySet):
         return self._restrict_to_member(user, action)
 
     def _restrict_to_member(self, user, action: str) -> RestrictedQuerySet:
-        from tenancy.models import Membership
-
-        tenant_ids = Membership.objects.filter(user=user, role__in=ROLES_FOR_ACTION[action]).values("tenant_id")
-        return self.filter(**{f"{self.tenant_lookup}__in": tenant_ids})
+        # A literal list of ids (the user's roles are read once per request) plans faster than a subquery.
+        return self.filter(**{f"{self.tenant_lookup}__in": tenant_ids_for(user, action)})
 
 
 class PlatformCatalogQuerySet(RestrictedQuerySet):

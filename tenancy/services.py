@@ -1,4 +1,4 @@
-"""Every write to tenants, memberships and credentials, with its rules and its audit entry."""
+"""Every write to tenants, memberships, users and credentials, with its rules and its audit entry."""
 
 from __future__ import annotations
 
@@ -6,15 +6,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from controlplane.errors import (
+    CredentialExpiryError,
     LastTenantAdminError,
     MembershipExistsError,
+    SelfLockoutError,
     SlugTakenError,
     TenantInUseError,
     TenantQuotaBelowUseError,
+    UsernameTakenError,
 )
 from tenancy.audit import audit_record, audit_snapshot
 from tenancy.choices import Role
@@ -55,7 +60,8 @@ def tenant_update(*, actor: User, tenant: Tenant, **fields: Any) -> Tenant:
             )
         if fields.get("max_compute_units", tenant.max_compute_units) < usage.compute_units:
             raise TenantQuotaBelowUseError(
-                f"The tenant's tasks already use {usage.compute_units} compute units; the quota cannot be lower."
+                f"The tenant's tasks already use {usage.compute_units} compute units; the quota cannot be lower.",
+                field="max_compute_units",
             )
         for key in TENANT_FIELDS:
             if key in fields:
@@ -77,11 +83,26 @@ def tenant_delete(*, actor: User, tenant: Tenant) -> None:
         tenant.delete()
 
 
+def _locked_tenant(tenant_id: int) -> Tenant:
+    return Tenant.objects.select_for_update().get(pk=tenant_id)
+
+
+def _check_role(role: str) -> None:
+    if role not in Role.values:
+        raise ValidationError({"role": [f"'{role}' is not a role; choose one of {', '.join(Role.values)}."]})
+
+
 def membership_create(*, actor: User, tenant: Tenant, user: User, role: str = Role.MEMBER) -> Membership:
+    _check_role(role)
     with transaction.atomic():
+        tenant = _locked_tenant(tenant.pk)
         if Membership.objects.filter(tenant=tenant, user=user).exists():
             raise MembershipExistsError(f"{user.username} is already a member of {tenant.slug}.")
-        membership = Membership.objects.create(tenant=tenant, user=user, role=role)
+        try:
+            with transaction.atomic():
+                membership = Membership.objects.create(tenant=tenant, user=user, role=role)
+        except IntegrityError as exc:
+            raise MembershipExistsError(f"{user.username} is already a member of {tenant.slug}.") from exc
         audit_record(
             actor=actor, action="membership.create", obj=membership, tenant=tenant, after=audit_snapshot(membership)
         )
@@ -89,14 +110,19 @@ def membership_create(*, actor: User, tenant: Tenant, user: User, role: str = Ro
 
 
 def _ensure_another_admin(membership: Membership) -> None:
-    others = Membership.objects.select_for_update().filter(tenant_id=membership.tenant_id, role=Role.ADMIN)
-    if not others.exclude(pk=membership.pk).exists():
-        raise LastTenantAdminError("A tenant keeps at least one tenant admin.")
+    """The caller holds the tenant's row lock, so two admins demoting each other at once cannot both pass."""
+    others = Membership.objects.filter(tenant_id=membership.tenant_id, role=Role.ADMIN).exclude(pk=membership.pk)
+    if not others.exists():
+        raise LastTenantAdminError(f"{membership.user.username} is the last tenant admin of {membership.tenant.slug}.")
 
 
 def membership_update(*, actor: User, membership: Membership, role: str) -> Membership:
+    _check_role(role)
     with transaction.atomic():
-        membership = Membership.objects.select_for_update().get(pk=membership.pk)
+        _locked_tenant(membership.tenant_id)
+        membership = (
+            Membership.objects.select_for_update(of=("self",)).select_related("tenant", "user").get(pk=membership.pk)
+        )
         before = audit_snapshot(membership)
         if membership.role == Role.ADMIN and role != Role.ADMIN:
             _ensure_another_admin(membership)
@@ -115,7 +141,10 @@ def membership_update(*, actor: User, membership: Membership, role: str) -> Memb
 
 def membership_delete(*, actor: User, membership: Membership) -> None:
     with transaction.atomic():
-        membership = Membership.objects.select_for_update().get(pk=membership.pk)
+        _locked_tenant(membership.tenant_id)
+        membership = (
+            Membership.objects.select_for_update(of=("self",)).select_related("tenant", "user").get(pk=membership.pk)
+        )
         if membership.role == Role.ADMIN:
             _ensure_another_admin(membership)
         audit_record(
@@ -128,6 +157,78 @@ def membership_delete(*, actor: User, membership: Membership) -> None:
         membership.delete()
 
 
+USER_FIELDS = ("email", "first_name", "last_name", "is_active")
+
+
+def _set_password(user: User, password: str | None) -> None:
+    """Django's password validators, reported on the ``password`` field; None leaves an unusable password
+    (an automation account that signs in with tokens only)."""
+    if password is None:
+        user.set_unusable_password()
+        return
+    try:
+        validate_password(password, user)
+    except ValidationError as exc:
+        raise ValidationError({"password": exc.messages}) from exc
+    user.set_password(password)
+
+
+def user_create(
+    *,
+    actor: User,
+    username: str,
+    password: str | None = None,
+    is_platform_admin: bool = False,
+    **fields: Any,
+) -> User:
+    with transaction.atomic():
+        if User.objects.filter(username__iexact=username).exists():
+            raise UsernameTakenError(f"The username '{username}' is taken.")
+        user = User(username=username, **{k: v for k, v in fields.items() if k in USER_FIELDS})
+        user.is_superuser = user.is_staff = is_platform_admin
+        user.full_clean(exclude=["password"], validate_unique=False)
+        _set_password(user, password)
+        try:
+            with transaction.atomic():
+                user.save()
+        except IntegrityError as exc:
+            raise UsernameTakenError(f"The username '{username}' is taken.") from exc
+        audit_record(actor=actor, action="user.create", obj=user, after=audit_snapshot(user))
+    return user
+
+
+def user_update(*, actor: User, user: User, **fields: Any) -> User:
+    """Change a user's details, platform-admin flag, active flag or password. An admin cannot lock
+    themselves out: deactivating their own account or dropping their own admin flag is refused."""
+    with transaction.atomic():
+        user = User.objects.select_for_update().get(pk=user.pk)
+        if user.pk == getattr(actor, "pk", None) and (
+            fields.get("is_active") is False or fields.get("is_platform_admin") is False
+        ):
+            raise SelfLockoutError("You cannot deactivate your own account or remove your own platform admin role.")
+        before = audit_snapshot(user)
+        for key in USER_FIELDS:
+            if key in fields:
+                setattr(user, key, fields[key])
+        if "is_platform_admin" in fields:
+            user.is_superuser = user.is_staff = fields["is_platform_admin"]
+        user.full_clean(exclude=["password"], validate_unique=False)
+        after_extra = {}
+        if fields.get("password") is not None:
+            _set_password(user, fields["password"])
+            before["password"], after_extra["password"] = "(previous)", "(changed)"
+        user.save()
+        audit_record(
+            actor=actor, action="user.update", obj=user, before=before, after={**audit_snapshot(user), **after_extra}
+        )
+    return user
+
+
+def user_deactivate(*, actor: User, user: User) -> User:
+    """Users are never deleted: their audit trail and the objects they created keep naming them."""
+    return user_update(actor=actor, user=user, is_active=False)
+
+
 @dataclass(frozen=True)
 class CreatedCredential:
     """A new credential and its plaintext, which exists only here and is shown once."""
@@ -136,7 +237,13 @@ class CreatedCredential:
     plaintext: str
 
 
+def _check_expiry(expires_at: datetime | None) -> None:
+    if expires_at is not None and expires_at <= timezone.now():
+        raise CredentialExpiryError("The expiry time must be in the future.")
+
+
 def personal_token_create(*, actor: User, name: str, expires_at: datetime | None = None) -> CreatedCredential:
+    _check_expiry(expires_at)
     issued = credential_issue(PERSONAL_TOKEN_PREFIX)
     with transaction.atomic():
         token = PersonalAPIToken.objects.create(
@@ -149,6 +256,7 @@ def personal_token_create(*, actor: User, name: str, expires_at: datetime | None
 def tenant_api_key_create(
     *, actor: User, tenant: Tenant, name: str, expires_at: datetime | None = None
 ) -> CreatedCredential:
+    _check_expiry(expires_at)
     issued = credential_issue(TENANT_API_KEY_PREFIX)
     with transaction.atomic():
         key = TenantAPIKey.objects.create(
@@ -166,6 +274,7 @@ def tenant_api_key_create(
 def credential_revoke(*, actor: User, credential: PersonalAPIToken | TenantAPIKey) -> None:
     """Revoke now; the row stays so that the audit log and usage still name it."""
     with transaction.atomic():
+        credential = type(credential).objects.select_for_update().get(pk=credential.pk)
         if credential.revoked_at is not None:
             return
         before = audit_snapshot(credential)

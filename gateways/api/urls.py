@@ -1,2 +1,5 @@
+from gateways.api.views import GatewayViewSet
+
+
 def register(router) -> None:
-    pass
+    router.register("gateways", GatewayViewSet, basename="gateway")

@@ -1,0 +1,50 @@
+"""Test helpers shared by the tenancy, compute-pool and gateway suites."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
+
+
+def list_query_counts(client: APIClient, url: str, fill: Callable[[int], None], sizes=(3, 30)) -> list[int]:
+    """The queries a list endpoint runs for each page size; ``fill(n)`` makes ``n`` rows visible to the client.
+
+    The client's first request is not counted: a token's first use also records that use.
+    """
+    client.get(url)
+    counts = []
+    for size in sizes:
+        fill(size)
+        with CaptureQueriesContext(connection) as captured:
+            response = client.get(url, {"limit": size})
+        assert response.status_code == 200, response.content
+        assert len(response.json()["results"]) == size
+        counts.append(len(captured))
+    return counts
+
+
+def race(requests: list[Callable[[], object]]) -> list[tuple[int, str | None]]:
+    """Send every request at the same moment, one thread (and database connection) each; return each
+    response's status and error code."""
+    barrier = threading.Barrier(len(requests))
+    results: list[tuple[int, str | None]] = [(0, None)] * len(requests)
+
+    def send(index: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            response = requests[index]()
+            code = response.json().get("code") if response.status_code >= 400 else None
+            results[index] = (response.status_code, code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send, args=(index,)) for index in range(len(requests))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return results
