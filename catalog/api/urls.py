@@ -1,2 +1,7 @@
+from catalog.api.views import ModelFamilyViewSet, ModelViewSet, RuntimeImageViewSet
+
+
 def register(router) -> None:
-    pass
+    router.register("model-families", ModelFamilyViewSet, basename="model-family")
+    router.register("models", ModelViewSet, basename="model")
+    router.register("runtime-images", RuntimeImageViewSet, basename="runtime-image")
