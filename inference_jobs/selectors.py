@@ -80,7 +80,13 @@ def newer_version_exists():
 
 
 def task_list_queryset():
-    """Tasks with everything a list shows, in one query."""
-    return InferenceTask.objects.select_related(
-        "tenant", "model", "compute_pool", "gateway", "gateway_port", "runtime_image_version__image"
-    ).annotate(update_available=newer_version_exists())
+    """Tasks with everything a list shows, in a fixed number of queries whatever the page size.
+
+    Only the per-row relations are joined; the tenant, pool and gateway repeat across rows and come by
+    prefetch (one ``WHERE id IN (...)`` each). Joining all six made PostgreSQL spend 15-25 ms *planning*
+    the 8-relation join for a 2 ms execution (``make bench-api``)."""
+    return (
+        InferenceTask.objects.select_related("model", "gateway_port", "runtime_image_version__image")
+        .prefetch_related("tenant", "compute_pool", "gateway")
+        .annotate(update_available=newer_version_exists())
+    )
