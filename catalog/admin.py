@@ -8,7 +8,7 @@ from django.contrib import admin
 
 from catalog import selectors, services
 from catalog.models import Model, ModelFamily, RuntimeImage, RuntimeImageVersion
-from tenancy.service_admin import ReadOnlyInline, ServiceAdmin
+from controlplane.admin import ReadOnlyInline, ServiceAdmin
 
 
 @admin.register(ModelFamily)

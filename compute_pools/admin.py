@@ -4,7 +4,7 @@ from django.contrib import admin
 
 from compute_pools import selectors, services
 from compute_pools.models import AcceleratorType, ComputePool, PoolGrant
-from tenancy.service_admin import ReadOnlyInline, ServiceAdmin
+from controlplane.admin import ReadOnlyInline, ServiceAdmin
 
 
 @admin.register(AcceleratorType)

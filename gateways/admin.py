@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from controlplane.admin import ReadOnlyAdmin, ReadOnlyInline, ServiceAdmin
 from gateways import selectors, services
 from gateways.models import Gateway, GatewayPort
-from tenancy.service_admin import ReadOnlyAdmin, ReadOnlyInline, ServiceAdmin
 
 
 class PortInline(ReadOnlyInline):

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 
+from controlplane.admin import ReadOnlyAdmin, ReadOnlyInline
 from controlplane.errors import PlatformRuleError
 from inference_jobs import services
 from inference_jobs.models import InferenceTask, TaskEvent
-from tenancy.service_admin import ReadOnlyAdmin, ReadOnlyInline
 
 
 class TaskEventInline(ReadOnlyInline):

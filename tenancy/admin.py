@@ -4,10 +4,10 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
 from compute_pools.models import PoolGrant
+from controlplane.admin import ReadOnlyAdmin, ReadOnlyInline, ServiceAdmin
 from tenancy import selectors, services
 from tenancy.audit import audit_record, audit_snapshot
 from tenancy.models import AuditEntry, Membership, PersonalAPIToken, Tenant, TenantAPIKey, User
-from tenancy.service_admin import ReadOnlyAdmin, ReadOnlyInline, ServiceAdmin
 
 
 @admin.register(User)

@@ -13,6 +13,12 @@ from tenancy.services import personal_token_create
 from tests import factories
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Argon2 takes a fifth of a second per password on purpose; the suite makes hundreds of users."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 def api_client_for(user: User | None) -> APIClient:
     """An API client that authenticates as ``user`` with a real personal API token (as automation does)."""
     client = APIClient()

@@ -164,3 +164,20 @@ class RuntimeImageUpdateSerializer(serializers.ModelSerializer):
     class Meta:
         model = RuntimeImage
         fields = ["name", "description", "mode", "vendor", "repository"]
+
+
+class SizingAdviceSerializer(serializers.Serializer):
+    parameter_count = serializers.IntegerField(allow_null=True)
+    dtype = serializers.CharField()
+    context_length = serializers.IntegerField()
+    concurrent_sequences = serializers.IntegerField()
+    weights_bytes = serializers.IntegerField()
+    kv_cache_bytes = serializers.IntegerField()
+    runtime_reserve_bytes = serializers.IntegerField()
+    total_bytes = serializers.IntegerField()
+    memory_per_card_gib = serializers.IntegerField()
+    cards_by_memory = serializers.IntegerField()
+    table_minimum = serializers.IntegerField()
+    table_maximum = serializers.IntegerField()
+    recommended = serializers.IntegerField()
+    notes = serializers.ListField(child=serializers.CharField())

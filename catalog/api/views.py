@@ -33,18 +33,17 @@ from catalog.api.serializers import (
     RuntimeImageUpdateSerializer,
     RuntimeImageVersionPublishSerializer,
     RuntimeImageVersionSerializer,
+    SizingAdviceSerializer,
 )
 from catalog.filtersets import ModelFamilyFilterSet, ModelFilterSet, RuntimeImageFilterSet
 from catalog.models import Model, ModelFamily, RuntimeImage
 from catalog.sizing import size_model_for_pool
 from controlplane.api.viewsets import RestrictedModelViewSet, RestrictedViewSetMixin
-from inference_jobs.api.serializers import SizingAdviceSerializer
-from tenancy.api.mixins import ServiceWritesMixin
 from tenancy.choices import Action
 from tenancy.permissions import PLATFORM
 
 
-class ModelFamilyViewSet(ServiceWritesMixin, RestrictedModelViewSet):
+class ModelFamilyViewSet(RestrictedModelViewSet):
     """Model families the platform has validated. Every signed-in user reads them; platform admins write."""
 
     queryset = ModelFamily.objects.all()
@@ -78,7 +77,6 @@ class ModelFamilyViewSet(ServiceWritesMixin, RestrictedModelViewSet):
 
 
 class ModelViewSet(
-    ServiceWritesMixin,
     RestrictedViewSetMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -170,7 +168,7 @@ class ModelViewSet(
         return Response(SizingAdviceSerializer(advice.as_dict()).data)
 
 
-class RuntimeImageViewSet(ServiceWritesMixin, RestrictedModelViewSet):
+class RuntimeImageViewSet(RestrictedModelViewSet):
     """Serving images, one per mode and vendor, with their versions. Every signed-in user reads them;
     platform admins create, change, delete and publish. Publishing never touches running tasks."""
 

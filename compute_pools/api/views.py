@@ -16,11 +16,10 @@ from compute_pools.api.serializers import (
 from compute_pools.filtersets import AcceleratorTypeFilterSet, ComputePoolFilterSet, PoolGrantFilterSet
 from compute_pools.models import AcceleratorType, ComputePool, PoolGrant
 from controlplane.api.viewsets import RestrictedModelViewSet
-from tenancy.api.mixins import ServiceWritesMixin
 from tenancy.permissions import PLATFORM
 
 
-class AcceleratorTypeViewSet(ServiceWritesMixin, RestrictedModelViewSet):
+class AcceleratorTypeViewSet(RestrictedModelViewSet):
     """Kinds of cards and the modes they run. Every signed-in user reads them; platform admins write."""
 
     queryset = AcceleratorType.objects.all()
@@ -54,7 +53,7 @@ class AcceleratorTypeViewSet(ServiceWritesMixin, RestrictedModelViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class ComputePoolViewSet(ServiceWritesMixin, RestrictedModelViewSet):
+class ComputePoolViewSet(RestrictedModelViewSet):
     """Compute pools with their capacity and what is used of it. Platform admins write and see every pool;
     tenant users see the pools granted to one of their tenants."""
 
@@ -91,7 +90,7 @@ class ComputePoolViewSet(ServiceWritesMixin, RestrictedModelViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class PoolGrantViewSet(ServiceWritesMixin, RestrictedModelViewSet):
+class PoolGrantViewSet(RestrictedModelViewSet):
     """Which tenants may run tasks on which pool, and with what share. Platform admins write; tenant users
     read their own tenants' grants."""
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from rest_framework import permissions, viewsets
+from rest_framework import permissions, status, viewsets
+from rest_framework.response import Response
 
 from tenancy.choices import Action
 from tenancy.permissions import user_can, user_can_anywhere
@@ -36,7 +37,36 @@ class RoleWritePermission(permissions.BasePermission):
         return user_can(request.user, view.action_requirement(), view.tenant_of(obj))
 
 
-class RestrictedViewSetMixin:
+class RoleReadPermission(permissions.BasePermission):
+    """Reads need the viewset's ``read_action`` in at least one tenant. API keys and the audit log are for
+    tenant admins: a member or viewer is told so (403) rather than shown an empty list."""
+
+    message = "Your role does not allow reading these."
+
+    def has_permission(self, request, view) -> bool:
+        if request.method not in permissions.SAFE_METHODS:
+            return True
+        user = request.user
+        return bool(user and user.is_authenticated) and user_can_anywhere(user, view.read_action)
+
+
+class ServiceWritesMixin:
+    """Writes validated by a shape serializer, performed by a service, answered in the read shape."""
+
+    def validated(self, serializer_class=None, *, partial: bool = False) -> dict[str, Any]:
+        serializer_class = serializer_class or self.get_serializer_class()
+        serializer = serializer_class(data=self.request.data, partial=partial, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+    def respond(self, obj, status_code: int = status.HTTP_200_OK, serializer_class=None) -> Response:
+        """``obj`` as a list shows it (re-read with the list's annotations)."""
+        fresh = self.base_queryset().get(pk=obj.pk)
+        serializer_class = serializer_class or self.serializer_class
+        return Response(serializer_class(fresh, context=self.get_serializer_context()).data, status=status_code)
+
+
+class RestrictedViewSetMixin(ServiceWritesMixin):
     """Scoping and permissions shared by the model viewsets."""
 
     permission_classes = [RoleWritePermission]

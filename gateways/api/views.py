@@ -12,11 +12,10 @@ from gateways import selectors, services
 from gateways.api.serializers import GatewayPortSlotSerializer, GatewaySerializer, GatewayUpdateSerializer
 from gateways.filtersets import GatewayFilterSet
 from gateways.models import Gateway
-from tenancy.api.mixins import ServiceWritesMixin
 from tenancy.permissions import PLATFORM
 
 
-class GatewayViewSet(ServiceWritesMixin, RestrictedModelViewSet):
+class GatewayViewSet(RestrictedModelViewSet):
     """Gateways that publish tasks, each with at most 16 ports. Every signed-in user reads them (a task
     names its gateway); platform admins write."""
 

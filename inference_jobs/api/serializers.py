@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from catalog.api.serializers import SizingAdviceSerializer
 from catalog.models import Model
 from compute_pools.models import ComputePool
 from controlplane.api.serializers import (
@@ -115,23 +116,6 @@ class VerdictSerializer(serializers.Serializer):
     accepted = serializers.BooleanField()
     message = serializers.CharField(allow_blank=True)
     field = serializers.CharField(allow_null=True)
-
-
-class SizingAdviceSerializer(serializers.Serializer):
-    parameter_count = serializers.IntegerField(allow_null=True)
-    dtype = serializers.CharField()
-    context_length = serializers.IntegerField()
-    concurrent_sequences = serializers.IntegerField()
-    weights_bytes = serializers.IntegerField()
-    kv_cache_bytes = serializers.IntegerField()
-    runtime_reserve_bytes = serializers.IntegerField()
-    total_bytes = serializers.IntegerField()
-    memory_per_card_gib = serializers.IntegerField()
-    cards_by_memory = serializers.IntegerField()
-    table_minimum = serializers.IntegerField()
-    table_maximum = serializers.IntegerField()
-    recommended = serializers.IntegerField()
-    notes = serializers.ListField(child=serializers.CharField())
 
 
 class DryRunResultSerializer(serializers.Serializer):

@@ -43,60 +43,51 @@ class InferenceTaskViewSet(RestrictedModelViewSet):
             "events": TaskEventSerializer,
         }.get(self.action, InferenceTaskSerializer)
 
-    def _respond(self, task: InferenceTask, status_code: int = status.HTTP_200_OK) -> Response:
-        task = self.base_queryset().get(pk=task.pk)
-        return Response(InferenceTaskSerializer(task, context=self.get_serializer_context()).data, status=status_code)
-
-    def _valid(self, **kwargs):
-        serializer = self.get_serializer(data=self.request.data, **kwargs)
-        serializer.is_valid(raise_exception=True)
-        return serializer.validated_data
-
     @extend_schema(request=InferenceTaskCreateSerializer, responses={201: InferenceTaskSerializer})
     def create(self, request, *args, **kwargs):
-        data = self._valid()
+        data = self.validated()
         task = services.task_create(actor=request.user, **data)
-        return self._respond(task, status.HTTP_201_CREATED)
+        return self.respond(task, status.HTTP_201_CREATED)
 
     @extend_schema(request=InferenceTaskUpdateSerializer, responses=InferenceTaskSerializer)
     def partial_update(self, request, *args, **kwargs):
         task = self.get_object()
-        data = self._valid(partial=True)
-        return self._respond(services.task_update(actor=request.user, task=task, **data))
+        data = self.validated(partial=True)
+        return self.respond(services.task_update(actor=request.user, task=task, **data))
 
     @extend_schema(request=None, responses={202: InferenceTaskSerializer})
     def destroy(self, request, *args, **kwargs):
         """Ask for deletion: the task goes ``deleting`` and disappears once its cluster objects are removed."""
         task = services.task_delete(actor=request.user, task=self.get_object())
-        return self._respond(task, status.HTTP_202_ACCEPTED)
+        return self.respond(task, status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=None, responses=InferenceTaskSerializer)
     @action(detail=True, methods=["post"])
     def start(self, request, pk=None):
-        return self._respond(services.task_start(actor=request.user, task=self.get_object()))
+        return self.respond(services.task_start(actor=request.user, task=self.get_object()))
 
     @extend_schema(request=None, responses=InferenceTaskSerializer)
     @action(detail=True, methods=["post"])
     def stop(self, request, pk=None):
-        return self._respond(services.task_stop(actor=request.user, task=self.get_object()))
+        return self.respond(services.task_stop(actor=request.user, task=self.get_object()))
 
     @extend_schema(request=InferenceTaskScaleSerializer, responses=InferenceTaskSerializer)
     @action(detail=True, methods=["post"])
     def scale(self, request, pk=None):
         task = self.get_object()
-        return self._respond(services.task_scale(actor=request.user, task=task, **self._valid()))
+        return self.respond(services.task_scale(actor=request.user, task=task, **self.validated()))
 
     @extend_schema(request=None, responses=InferenceTaskSerializer)
     @action(detail=True, methods=["post"], url_path="update-image")
     def update_image(self, request, pk=None):
         """Roll the task to the newest version of its runtime image."""
-        return self._respond(services.task_update_image(actor=request.user, task=self.get_object()))
+        return self.respond(services.task_update_image(actor=request.user, task=self.get_object()))
 
     @extend_schema(request=InferenceTaskCreateSerializer, responses=DryRunResultSerializer)
     @action(detail=False, methods=["post"], url_path="dry-run")
     def dry_run(self, request):
         """Would this task be accepted? Every rule's verdict with the code a create would give; creates nothing."""
-        dry_run = services.task_dry_run(**self._valid())
+        dry_run = services.task_dry_run(**self.validated())
         sizing = size_model_for_pool(dry_run.request.model, dry_run.request.compute_pool)
         body = {
             "accepted": dry_run.result.accepted,

@@ -5,9 +5,13 @@ from rest_framework import permissions, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from controlplane.api.viewsets import RestrictedModelViewSet, RestrictedReadOnlyViewSet, RoleWritePermission
+from controlplane.api.viewsets import (
+    RestrictedModelViewSet,
+    RestrictedReadOnlyViewSet,
+    RoleReadPermission,
+    RoleWritePermission,
+)
 from tenancy import selectors, services
-from tenancy.api.mixins import RoleReadPermission, ServiceWritesMixin
 from tenancy.api.serializers import (
     AuditEntrySerializer,
     MembershipSerializer,
@@ -35,7 +39,7 @@ from tenancy.models import AuditEntry, Membership, PersonalAPIToken, Tenant, Ten
 from tenancy.permissions import PLATFORM
 
 
-class TenantViewSet(ServiceWritesMixin, RestrictedModelViewSet):
+class TenantViewSet(RestrictedModelViewSet):
     """Tenants and their quotas, with what they use now. Platform admins write; members read their own."""
 
     queryset = Tenant.objects.all()
@@ -71,7 +75,7 @@ class TenantViewSet(ServiceWritesMixin, RestrictedModelViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class MembershipViewSet(ServiceWritesMixin, RestrictedModelViewSet):
+class MembershipViewSet(RestrictedModelViewSet):
     """Who belongs to a tenant, in which role. Tenant admins manage their tenant's members; every member
     sees them. A tenant always keeps one tenant admin."""
 
@@ -103,7 +107,7 @@ class MembershipViewSet(ServiceWritesMixin, RestrictedModelViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class UserViewSet(ServiceWritesMixin, RestrictedModelViewSet):
+class UserViewSet(RestrictedModelViewSet):
     """Accounts. Platform admins create, change and deactivate them; anyone else reads only their own
     (``/users/me/``). Users are never deleted, so the audit log keeps naming them."""
 

@@ -10,12 +10,6 @@ from tests import factories
 from tests.conftest import member_of
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    """Argon2 takes a fifth of a second per user on purpose; these tests make dozens of users."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @dataclass
 class TenantPeople:
     """A tenant with one user in each role."""
