@@ -29,6 +29,10 @@ class RoleWritePermission(permissions.BasePermission):
             return False
         if request.method in permissions.SAFE_METHODS:
             return True
+        if getattr(view, "detail", False):
+            # Decided per object once it is found: an object the caller cannot see must answer 404, not 403.
+            # Every detail route fetches its object with get_object(), which runs has_object_permission.
+            return True
         return user_can_anywhere(request.user, view.action_requirement())
 
     def has_object_permission(self, request, view, obj) -> bool:
@@ -44,8 +48,7 @@ class RoleReadPermission(permissions.BasePermission):
     message = "Your role does not allow reading these."
 
     def has_permission(self, request, view) -> bool:
-        if request.method not in permissions.SAFE_METHODS:
-            return True
+        # Every method: what a role may not read, it may not change either (403 for the whole endpoint).
         user = request.user
         return bool(user and user.is_authenticated) and user_can_anywhere(user, view.read_action)
 
