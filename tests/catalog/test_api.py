@@ -4,8 +4,6 @@ without touching running tasks, and list query counts."""
 from __future__ import annotations
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
 from catalog.models import Model, ModelFamily, RuntimeImage
 from tenancy.choices import Role
@@ -13,6 +11,7 @@ from tests import factories
 from tests.catalog.conftest import upload
 from tests.catalog.modelfiles import tiny_model_files
 from tests.conftest import make_deployable, member_of
+from tests.helpers import list_query_counts
 
 pytestmark = pytest.mark.django_db
 
@@ -176,19 +175,6 @@ def test_an_image_pinned_by_a_task_cannot_be_deleted_or_repointed(deployable, ap
     assert not RuntimeImage.objects.filter(slug="normal-iluvatar").exists()
 
 
-def _constant(client, url: str, create, count) -> tuple[int, int]:
-    client.get(url)  # the token's first use also records it: not part of a list
-
-    def queries_for(rows: int) -> int:
-        create(rows - count())
-        with CaptureQueriesContext(connection) as captured:
-            response = client.get(f"{url}?limit={rows}")
-        assert len(response.json()["results"]) == rows
-        return len(captured)
-
-    return queries_for(3), queries_for(30)
-
-
 def test_listing_models_runs_a_constant_number_of_queries(deployable, api_as):
     def create(missing):
         for _ in range(missing):
@@ -198,16 +184,15 @@ def test_listing_models_runs_a_constant_number_of_queries(deployable, api_as):
     def count():
         return Model.objects.filter(tenant=deployable.tenant).count()
 
-    few, many = _constant(api_as(deployable.member), "/api/v1/models/", create, count)
+    few, many = list_query_counts(api_as(deployable.member), "/api/v1/models/", lambda rows: create(rows - count()))
     assert few == many <= 8
 
 
 def test_listing_families_runs_a_constant_number_of_queries(deployable, api_as):
-    few, many = _constant(
+    few, many = list_query_counts(
         api_as(deployable.member),
         "/api/v1/model-families/",
-        lambda missing: factories.ModelFamilyFactory.create_batch(max(missing, 0)),
-        ModelFamily.objects.count,
+        lambda rows: factories.ModelFamilyFactory.create_batch(max(rows - ModelFamily.objects.count(), 0)),
     )
     assert few == many <= 8
 
@@ -218,5 +203,7 @@ def test_listing_runtime_images_runs_a_constant_number_of_queries(deployable, ap
             image = factories.RuntimeImageFactory(slug=f"image-{RuntimeImage.objects.count()}-{index}")
             factories.RuntimeImageVersionFactory.create_batch(2, image=image)
 
-    few, many = _constant(api_as(deployable.member), "/api/v1/runtime-images/", create, RuntimeImage.objects.count)
+    few, many = list_query_counts(
+        api_as(deployable.member), "/api/v1/runtime-images/", lambda rows: create(rows - RuntimeImage.objects.count())
+    )
     assert few == many <= 8

@@ -9,7 +9,7 @@ from tenancy.choices import Role
 from tenancy.models import AuditEntry
 from tests import factories
 from tests.conftest import member_of
-from tests.tenancy.helpers import list_query_counts
+from tests.helpers import list_query_counts
 
 pytestmark = pytest.mark.django_db
 

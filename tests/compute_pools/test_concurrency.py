@@ -9,7 +9,7 @@ from compute_pools.models import ComputePool
 from inference_jobs.selectors import pool_used_compute_units
 from tests import factories
 from tests.conftest import api_client_for, make_deployable
-from tests.tenancy.helpers import race
+from tests.helpers import race
 
 
 @pytest.mark.django_db(transaction=True)

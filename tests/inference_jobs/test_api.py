@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
-from inference_jobs.models import InferenceTask
+from inference_jobs.models import InferenceTask, TaskEvent
+from inference_jobs.services import task_create
 from tenancy.choices import Role
 from tests import factories
 from tests.conftest import make_deployable, member_of
+from tests.helpers import list_query_counts
 
 pytestmark = pytest.mark.django_db
 
@@ -122,16 +122,21 @@ def test_filters(deployable, api_as):
 @pytest.mark.parametrize("viewer", ["member", "platform_admin"])
 def test_listing_tasks_runs_a_constant_number_of_queries(deployable, api_as, platform_admin, viewer):
     user = platform_admin if viewer == "platform_admin" else deployable.member
-    client = api_as(user)
-    client.get("/api/v1/tasks/")  # the token's first use also records it: not part of a list
 
-    def queries_for(rows: int) -> int:
+    def fill(rows: int) -> None:
         missing = rows - InferenceTask.objects.count()
         factories.TaskFactory.create_batch(missing, tenant=deployable.tenant, model=deployable.model)
-        with CaptureQueriesContext(connection) as captured:
-            response = client.get(f"/api/v1/tasks/?limit={rows}")
-        assert len(response.json()["results"]) == rows
-        return len(captured)
 
-    few, many = queries_for(3), queries_for(30)
+    few, many = list_query_counts(api_as(user), "/api/v1/tasks/", fill)
+    assert few == many <= 8
+
+
+def test_listing_a_tasks_events_runs_a_constant_number_of_queries(deployable, api_as):
+    task = task_create(actor=deployable.member, **deployable.task_fields())
+
+    def fill(rows: int) -> None:
+        for _ in range(rows - task.events.count()):
+            TaskEvent.objects.create(task=task, reason="Scaled", actor=deployable.member)
+
+    few, many = list_query_counts(api_as(deployable.member), f"/api/v1/tasks/{task.pk}/events/", fill)
     assert few == many <= 8

@@ -4,16 +4,15 @@ rule's error, never a 500, and the count never overshoots."""
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 
 import pytest
-from django.db import connection
 
 from gateways.models import GatewayPort
 from inference_jobs.models import InferenceTask
 from tests import factories
 from tests.conftest import api_client_for, make_deployable
+from tests.helpers import race
 from tests.inference_jobs.conftest import seed_tasks
 
 RACERS = 40
@@ -26,29 +25,15 @@ def tenants(*, shared_gateway=None) -> list:
     return [make_deployable(f"racer-tenant-{i}", gateway=shared_gateway) for i in range(TENANTS)]
 
 
-def race(entries: list[tuple]) -> list[tuple[int, str | None]]:
-    """POST every (deployable, payload) at the same moment, one thread each, as that deployable's member;
-    return (status, error code) per request."""
+def race_creates(entries: list[tuple]) -> list[tuple[int, str | None]]:
+    """POST every (deployable, payload) at the same moment, one thread each, as that deployable's member."""
     clients = [api_client_for(deployable.member) for deployable, _ in entries]
-    payloads = [payload for _, payload in entries]
-    barrier = threading.Barrier(len(payloads))
-    results: list[tuple[int, str | None]] = [(0, None)] * len(payloads)
-
-    def create(index: int) -> None:
-        try:
-            barrier.wait(timeout=30)
-            response = clients[index].post("/api/v1/tasks/", payloads[index], format="json")
-            body = response.json()
-            results[index] = (response.status_code, body.get("code") if response.status_code != 201 else None)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=create, args=(index,)) for index in range(len(payloads))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    return results
+    return race(
+        [
+            lambda client=client, payload=payload: client.post("/api/v1/tasks/", payload, format="json")
+            for client, (_, payload) in zip(clients, entries, strict=True)
+        ]
+    )
 
 
 def spread(deployables: list) -> list[tuple]:
@@ -62,7 +47,7 @@ def spread(deployables: list) -> list[tuple]:
 def test_40_creates_racing_for_the_last_3_platform_slots():
     racers = tenants()
     seed_tasks(497)
-    results = race(spread(racers))
+    results = race_creates(spread(racers))
 
     assert Counter(results) == Counter({(201, None): 3, (400, "platform_task_limit"): RACERS - 3})
     assert InferenceTask.objects.count() == 500
@@ -73,7 +58,7 @@ def test_40_creates_racing_for_the_last_3_ports_of_a_gateway():
     gateway = factories.GatewayFactory()
     racers = tenants(shared_gateway=gateway)
     factories.TaskFactory.create_batch(13, gateway=gateway)
-    results = race(spread(racers))
+    results = race_creates(spread(racers))
 
     assert Counter(results) == Counter({(201, None): 3, (400, "gateway_ports_exhausted"): RACERS - 3})
     ports = list(GatewayPort.objects.filter(gateway=gateway).values_list("port", flat=True))
@@ -85,7 +70,7 @@ def test_40_creates_racing_for_the_last_compute_units_of_a_tenant_quota():
     deployable = make_deployable()
     deployable.tenant.max_compute_units = 6
     deployable.tenant.save()
-    results = race([(deployable, deployable.api_payload(name=f"racer-{i}")) for i in range(RACERS)])
+    results = race_creates([(deployable, deployable.api_payload(name=f"racer-{i}")) for i in range(RACERS)])
 
     assert Counter(results) == Counter({(201, None): 3, (400, "tenant_quota_compute_units"): RACERS - 3})
     assert sum(task.compute_units for task in InferenceTask.objects.all()) == 6
@@ -94,7 +79,7 @@ def test_40_creates_racing_for_the_last_compute_units_of_a_tenant_quota():
 @pytest.mark.django_db(transaction=True)
 def test_40_creates_with_one_name_yield_one_task():
     deployable = make_deployable()
-    results = race([(deployable, deployable.api_payload(name="same")) for _ in range(RACERS)])
+    results = race_creates([(deployable, deployable.api_payload(name="same")) for _ in range(RACERS)])
 
     assert Counter(results) == Counter({(201, None): 1, (400, "task_name_taken"): RACERS - 1})
 
@@ -109,25 +94,12 @@ def test_40_starts_racing_for_the_last_compute_units_of_a_tenant_quota():
         RACERS, tenant=deployable.tenant, model=deployable.model, compute_pool=deployable.pool, desired_state="stopped"
     )
     clients = [api_client_for(deployable.member) for _ in stopped]
-    barrier = threading.Barrier(RACERS)
-    results: list[tuple[int, str | None]] = [(0, None)] * RACERS
-
-    def start(index: int) -> None:
-        try:
-            barrier.wait(timeout=30)
-            response = clients[index].post(f"/api/v1/tasks/{stopped[index].pk}/start/")
-            results[index] = (
-                response.status_code,
-                response.json().get("code") if response.status_code != 200 else None,
-            )
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=start, args=(index,)) for index in range(RACERS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    results = race(
+        [
+            lambda client=client, task=task: client.post(f"/api/v1/tasks/{task.pk}/start/")
+            for client, task in zip(clients, stopped, strict=True)
+        ]
+    )
 
     assert Counter(results) == Counter({(200, None): 3, (400, "tenant_quota_compute_units"): RACERS - 3})
     assert InferenceTask.objects.filter(desired_state="running").count() == 3

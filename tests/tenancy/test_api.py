@@ -8,8 +8,8 @@ from tenancy.choices import Role
 from tenancy.models import AuditEntry, Membership, Tenant, User
 from tests import factories
 from tests.conftest import member_of
+from tests.helpers import list_query_counts
 from tests.tenancy.conftest import tenant_with_people
-from tests.tenancy.helpers import list_query_counts
 
 pytestmark = pytest.mark.django_db
 

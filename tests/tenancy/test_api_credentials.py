@@ -13,7 +13,7 @@ from tenancy import services
 from tenancy.credentials import credential_digest
 from tenancy.models import AuditEntry, PersonalAPIToken, TenantAPIKey
 from tests import factories
-from tests.tenancy.helpers import list_query_counts
+from tests.helpers import list_query_counts
 
 pytestmark = pytest.mark.django_db
 

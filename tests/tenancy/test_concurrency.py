@@ -11,7 +11,7 @@ from tenancy.choices import Role
 from tenancy.models import Membership
 from tests import factories
 from tests.conftest import api_client_for, member_of
-from tests.tenancy.helpers import race
+from tests.helpers import race
 
 ADMINS = 8
 

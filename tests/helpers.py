@@ -1,4 +1,4 @@
-"""Test helpers shared by the tenancy, compute-pool and gateway suites."""
+"""Helpers shared by the suites: counting the queries of a list, racing concurrent requests."""
 
 from __future__ import annotations
 
