@@ -52,19 +52,6 @@ TARGET_MAX_QUERIES = 8
 
 TASKS_URL = "/api/v1/tasks/"
 
-# A Llama-2-7B config.json, as the catalogue's inspection would have recorded it.
-LLAMA_7B_CONFIG = {
-    "architectures": ["LlamaForCausalLM"],
-    "hidden_size": 4096,
-    "intermediate_size": 11008,
-    "num_attention_heads": 32,
-    "num_hidden_layers": 32,
-    "num_key_value_heads": 32,
-    "vocab_size": 32000,
-    "max_position_embeddings": 4096,
-    "torch_dtype": "float16",
-}
-
 
 class BenchError(RuntimeError):
     """The benchmark could not run as designed; the message says why."""
@@ -204,6 +191,7 @@ def seed() -> World:
     from inference_jobs.services import task_create
     from tenancy.choices import Role
     from tenancy.services import membership_create, personal_token_create, tenant_create
+    from tests.factories import LLAMA_7B_CONFIG
 
     user_model = get_user_model()
     started = time.perf_counter()

@@ -29,8 +29,8 @@ from controlplane.errors import (
     ModelUploadError,
     RuntimeImageInUseError,
     RuntimeImageVersionTakenError,
-    SlugTakenError,
 )
+from controlplane.services import pick, slugged_create
 from tenancy.audit import audit_record, audit_snapshot
 from tenancy.models import Tenant
 
@@ -42,33 +42,19 @@ MODEL_FIELDS = ("name", "description", "family")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
-def _pick(fields: Mapping[str, Any], allowed: Sequence[str]) -> dict[str, Any]:
-    return {key: value for key, value in fields.items() if key in allowed}
-
-
 # Model families: platform objects that tell tenants which models the platform has validated.
 
 
 def model_family_create(*, actor, slug: str, **fields: Any) -> ModelFamily:
-    family = ModelFamily(slug=slug, **_pick(fields, FAMILY_FIELDS))
-    family.full_clean(validate_unique=False)
-    with transaction.atomic():
-        if ModelFamily.objects.filter(slug=slug).exists():
-            raise SlugTakenError(f"A model family with the id '{slug}' already exists.")
-        try:
-            with transaction.atomic():
-                family.save()
-        except IntegrityError as exc:
-            raise SlugTakenError(f"A model family with the id '{slug}' already exists.") from exc
-        audit_record(actor=actor, action="model_family.create", obj=family, after=audit_snapshot(family))
-    return family
+    family = ModelFamily(slug=slug, **pick(fields, FAMILY_FIELDS))
+    return slugged_create(family, actor=actor, action="model_family.create")
 
 
 def model_family_update(*, actor, family: ModelFamily, **fields: Any) -> ModelFamily:
     with transaction.atomic():
         family = ModelFamily.objects.select_for_update().get(pk=family.pk)
         before = audit_snapshot(family)
-        for key, value in _pick(fields, FAMILY_FIELDS).items():
+        for key, value in pick(fields, FAMILY_FIELDS).items():
             setattr(family, key, value)
         family.full_clean(validate_unique=False)
         family.save()
@@ -92,18 +78,8 @@ def _pinning_tasks(image: RuntimeImage) -> int:
 
 
 def runtime_image_create(*, actor, slug: str, **fields: Any) -> RuntimeImage:
-    image = RuntimeImage(slug=slug, **_pick(fields, IMAGE_FIELDS))
-    image.full_clean(validate_unique=False)
-    with transaction.atomic():
-        if RuntimeImage.objects.filter(slug=slug).exists():
-            raise SlugTakenError(f"A runtime image with the id '{slug}' already exists.")
-        try:
-            with transaction.atomic():
-                image.save()
-        except IntegrityError as exc:
-            raise SlugTakenError(f"A runtime image with the id '{slug}' already exists.") from exc
-        audit_record(actor=actor, action="runtime_image.create", obj=image, after=audit_snapshot(image))
-    return image
+    image = RuntimeImage(slug=slug, **pick(fields, IMAGE_FIELDS))
+    return slugged_create(image, actor=actor, action="runtime_image.create")
 
 
 def runtime_image_update(*, actor, image: RuntimeImage, **fields: Any) -> RuntimeImage:
@@ -112,7 +88,7 @@ def runtime_image_update(*, actor, image: RuntimeImage, **fields: Any) -> Runtim
     with transaction.atomic():
         image = RuntimeImage.objects.select_for_update().get(pk=image.pk)
         before = audit_snapshot(image)
-        changes = {key: value for key, value in _pick(fields, IMAGE_FIELDS).items() if getattr(image, key) != value}
+        changes = {key: value for key, value in pick(fields, IMAGE_FIELDS).items() if getattr(image, key) != value}
         pull_changes = sorted(set(changes) & set(IMAGE_PULL_FIELDS))
         if pull_changes and (pinned := _pinning_tasks(image)):
             raise RuntimeImageInUseError(
@@ -332,7 +308,7 @@ def model_update(*, actor, model: Model, **fields: Any) -> Model:
     with transaction.atomic():
         model = Model.objects.select_for_update(of=("self",)).select_related("tenant").get(pk=model.pk)
         before = audit_snapshot(model)
-        changes = _pick(fields, MODEL_FIELDS)
+        changes = pick(fields, MODEL_FIELDS)
         if "name" in changes:
             _ensure_model_name_free(model.tenant, changes["name"], exclude_pk=model.pk)
         for key, value in changes.items():

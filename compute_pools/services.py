@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, transaction
 
 from compute_pools.models import AcceleratorType, ComputePool, PoolGrant
 from controlplane.errors import (
@@ -19,8 +19,8 @@ from controlplane.errors import (
     PoolGrantInUseError,
     PoolGrantShareBelowUseError,
     PoolInUseError,
-    SlugTakenError,
 )
+from controlplane.services import pick, slugged_create
 from tenancy.audit import audit_record, audit_snapshot
 from tenancy.models import Tenant
 
@@ -43,30 +43,9 @@ COMPUTE_POOL_FIELDS = (
 )
 
 
-def _pick(fields: dict[str, Any], allowed: tuple[str, ...]) -> dict[str, Any]:
-    return {key: value for key, value in fields.items() if key in allowed}
-
-
-def _save_new(obj: models.Model, kind: str) -> None:
-    """Insert ``obj``; a slug taken by a concurrent writer after our check is the same rule error."""
-    try:
-        with transaction.atomic():
-            obj.save()
-    except IntegrityError as exc:
-        raise SlugTakenError(f"A {kind} with the id '{obj.slug}' already exists.") from exc
-
-
 def accelerator_type_create(*, actor, slug: str, **fields: Any) -> AcceleratorType:
-    with transaction.atomic():
-        if AcceleratorType.objects.filter(slug=slug).exists():
-            raise SlugTakenError(f"An accelerator type with the id '{slug}' already exists.")
-        accelerator_type = AcceleratorType(slug=slug, **_pick(fields, ACCELERATOR_TYPE_FIELDS))
-        accelerator_type.full_clean(validate_unique=False)
-        _save_new(accelerator_type, "accelerator type")
-        audit_record(
-            actor=actor, action="accelerator_type.create", obj=accelerator_type, after=audit_snapshot(accelerator_type)
-        )
-    return accelerator_type
+    accelerator_type = AcceleratorType(slug=slug, **pick(fields, ACCELERATOR_TYPE_FIELDS))
+    return slugged_create(accelerator_type, actor=actor, action="accelerator_type.create")
 
 
 def accelerator_type_update(*, actor, accelerator_type: AcceleratorType, **fields: Any) -> AcceleratorType:
@@ -79,7 +58,7 @@ def accelerator_type_update(*, actor, accelerator_type: AcceleratorType, **field
             raise AcceleratorTypeInUseError(
                 f"Compute pools use '{accelerator_type.slug}'; its vendor cannot change.", field="vendor"
             )
-        for key, value in _pick(fields, ACCELERATOR_TYPE_FIELDS).items():
+        for key, value in pick(fields, ACCELERATOR_TYPE_FIELDS).items():
             setattr(accelerator_type, key, value)
         accelerator_type.full_clean(validate_unique=False)
         accelerator_type.save()
@@ -106,17 +85,11 @@ def accelerator_type_delete(*, actor, accelerator_type: AcceleratorType) -> None
 
 def compute_pool_create(*, actor, slug: str, accelerator_type: AcceleratorType, **fields: Any) -> ComputePool:
     """A new pool; its memory per card defaults to the accelerator type's typical card."""
-    fields = _pick(fields, COMPUTE_POOL_FIELDS)
+    fields = pick(fields, COMPUTE_POOL_FIELDS)
     if fields.get("memory_per_card_gib") is None:
         fields["memory_per_card_gib"] = accelerator_type.memory_per_card_gib
-    with transaction.atomic():
-        if ComputePool.objects.filter(slug=slug).exists():
-            raise SlugTakenError(f"A compute pool with the id '{slug}' already exists.")
-        pool = ComputePool(slug=slug, **{**fields, "accelerator_type": accelerator_type})
-        pool.full_clean(validate_unique=False)
-        _save_new(pool, "compute pool")
-        audit_record(actor=actor, action="compute_pool.create", obj=pool, after=audit_snapshot(pool))
-    return pool
+    pool = ComputePool(slug=slug, **{**fields, "accelerator_type": accelerator_type})
+    return slugged_create(pool, actor=actor, action="compute_pool.create")
 
 
 def _locked_pool(pool_id: int) -> ComputePool:
@@ -142,7 +115,7 @@ def compute_pool_update(*, actor, pool: ComputePool, **fields: Any) -> ComputePo
             raise PoolInUseError(
                 f"Compute pool '{pool.slug}' has tasks; its accelerator type cannot change.", field="accelerator_type"
             )
-        for key, value in _pick(fields, COMPUTE_POOL_FIELDS).items():
+        for key, value in pick(fields, COMPUTE_POOL_FIELDS).items():
             setattr(pool, key, value)
         pool.full_clean(validate_unique=False)
         pool.save()

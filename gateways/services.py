@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from controlplane.errors import (
     GatewayInUseError,
     GatewayPortsExhaustedError,
     GatewayRangeExcludesAllocatedPortsError,
-    SlugTakenError,
 )
+from controlplane.services import pick, slugged_create
 from gateways.models import Gateway, GatewayPort
 from gateways.selectors import gateway_allocated_ports, gateway_free_ports
 from tenancy.audit import audit_record, audit_snapshot
@@ -22,18 +22,8 @@ GATEWAY_FIELDS = ("name", "description", "address", "scheme", "port_range_start"
 
 def gateway_create(*, actor, slug: str, **fields: Any) -> Gateway:
     """A new gateway; its port range holds 1 to 16 ports (SPEC rule 2, also a database check)."""
-    with transaction.atomic():
-        if Gateway.objects.filter(slug=slug).exists():
-            raise SlugTakenError(f"A gateway with the id '{slug}' already exists.")
-        gateway = Gateway(slug=slug, **{k: v for k, v in fields.items() if k in GATEWAY_FIELDS})
-        gateway.full_clean(validate_unique=False)
-        try:
-            with transaction.atomic():
-                gateway.save()
-        except IntegrityError as exc:
-            raise SlugTakenError(f"A gateway with the id '{slug}' already exists.") from exc
-        audit_record(actor=actor, action="gateway.create", obj=gateway, after=audit_snapshot(gateway))
-    return gateway
+    gateway = Gateway(slug=slug, **pick(fields, GATEWAY_FIELDS))
+    return slugged_create(gateway, actor=actor, action="gateway.create")
 
 
 def gateway_update(*, actor, gateway: Gateway, **fields: Any) -> Gateway:

@@ -16,11 +16,11 @@ from controlplane.errors import (
     LastTenantAdminError,
     MembershipExistsError,
     SelfLockoutError,
-    SlugTakenError,
     TenantInUseError,
     TenantQuotaBelowUseError,
     UsernameTakenError,
 )
+from controlplane.services import pick, slugged_create
 from tenancy.audit import audit_record, audit_snapshot
 from tenancy.choices import Role
 from tenancy.constants import PERSONAL_TOKEN_PREFIX, TENANT_API_KEY_PREFIX
@@ -31,18 +31,8 @@ TENANT_FIELDS = ("name", "description", "max_tasks", "max_compute_units", "max_t
 
 
 def tenant_create(*, actor: User, slug: str, name: str, **fields: Any) -> Tenant:
-    with transaction.atomic():
-        if Tenant.objects.filter(slug=slug).exists():
-            raise SlugTakenError(f"A tenant with the id '{slug}' already exists.")
-        tenant = Tenant(slug=slug, name=name, **{k: v for k, v in fields.items() if k in TENANT_FIELDS})
-        tenant.full_clean()
-        try:
-            with transaction.atomic():
-                tenant.save()
-        except IntegrityError as exc:
-            raise SlugTakenError(f"A tenant with the id '{slug}' already exists.") from exc
-        audit_record(actor=actor, action="tenant.create", obj=tenant, tenant=tenant, after=audit_snapshot(tenant))
-    return tenant
+    tenant = Tenant(slug=slug, name=name, **pick(fields, TENANT_FIELDS))
+    return slugged_create(tenant, actor=actor, action="tenant.create", tenant=tenant)
 
 
 def tenant_update(*, actor: User, tenant: Tenant, **fields: Any) -> Tenant:
