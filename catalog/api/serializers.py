@@ -7,7 +7,7 @@ from rest_framework import serializers
 
 from catalog.models import Model, ModelFamily, RuntimeImage, RuntimeImageVersion
 from compute_pools.models import ComputePool
-from controlplane.api.serializers import RestrictedSlugRelatedField, TenantDefaultMixin, tenant_field
+from controlplane.api.serializers import ModelSerializer, RestrictedSlugRelatedField, TenantDefaultMixin, tenant_field
 
 SHA256_HEX = r"^[0-9a-fA-F]{64}$"
 # An OCI image tag.
@@ -15,7 +15,7 @@ IMAGE_TAG = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
 IMAGE_DIGEST = r"^sha256:[0-9a-f]{64}$"
 
 
-class ModelFamilySerializer(serializers.ModelSerializer):
+class ModelFamilySerializer(ModelSerializer):
     # Declared, so that a taken slug is the service's ``slug_taken`` rather than a generic uniqueness error.
     slug = serializers.SlugField(max_length=63, help_text="Fixed id, e.g. llama2-7b.")
 
@@ -24,7 +24,7 @@ class ModelFamilySerializer(serializers.ModelSerializer):
         fields = ["slug", "name", "architecture", "parameter_count", "validated"]
 
 
-class ModelFamilyUpdateSerializer(serializers.ModelSerializer):
+class ModelFamilyUpdateSerializer(ModelSerializer):
     class Meta:
         model = ModelFamily
         fields = ["name", "architecture", "parameter_count", "validated"]
@@ -36,7 +36,7 @@ def _family_field(**kwargs) -> RestrictedSlugRelatedField:
     )
 
 
-class CatalogModelSerializer(serializers.ModelSerializer):
+class CatalogModelSerializer(ModelSerializer):
     tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     family = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
     family_name = serializers.CharField(source="family.name", read_only=True, allow_null=True, default=None)
@@ -127,7 +127,7 @@ class ModelSizingQuerySerializer(serializers.Serializer):
     )
 
 
-class RuntimeImageVersionSerializer(serializers.ModelSerializer):
+class RuntimeImageVersionSerializer(ModelSerializer):
     image = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     reference = serializers.CharField(read_only=True, help_text="What a pod's image field gets.")
 
@@ -145,7 +145,7 @@ class RuntimeImageVersionPublishSerializer(serializers.Serializer):
     release_notes = serializers.CharField(required=False, allow_blank=True, default="")
 
 
-class RuntimeImageSerializer(serializers.ModelSerializer):
+class RuntimeImageSerializer(ModelSerializer):
     slug = serializers.SlugField(max_length=63, help_text="Fixed id, e.g. vllm-nvidia.")
     latest_version = serializers.SerializerMethodField(help_text="What new tasks deploy; null before a publish.")
     versions = RuntimeImageVersionSerializer(many=True, read_only=True, help_text="Newest first.")
@@ -160,7 +160,7 @@ class RuntimeImageSerializer(serializers.ModelSerializer):
         return RuntimeImageVersionSerializer(versions[0]).data if versions else None
 
 
-class RuntimeImageUpdateSerializer(serializers.ModelSerializer):
+class RuntimeImageUpdateSerializer(ModelSerializer):
     class Meta:
         model = RuntimeImage
         fields = ["name", "description", "mode", "vendor", "repository"]

@@ -5,10 +5,11 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from compute_pools.models import AcceleratorType, ComputePool, PoolGrant
+from controlplane.api.serializers import ModelSerializer
 from tenancy.models import Tenant
 
 
-class AcceleratorTypeSerializer(serializers.ModelSerializer):
+class AcceleratorTypeSerializer(ModelSerializer):
     # Declared, so that a taken slug is the service's ``slug_taken`` rather than a generic uniqueness error.
     slug = serializers.SlugField(max_length=63)
 
@@ -25,7 +26,7 @@ class AcceleratorTypeUpdateSerializer(AcceleratorTypeSerializer):
         fields = [name for name in AcceleratorTypeSerializer.Meta.fields if name != "slug"]
 
 
-class ComputePoolSerializer(serializers.ModelSerializer):
+class ComputePoolSerializer(ModelSerializer):
     slug = serializers.SlugField(max_length=63)
     accelerator_type = serializers.SlugRelatedField(slug_field="slug", queryset=AcceleratorType.objects.all())
     node_selector = serializers.DictField(
@@ -58,7 +59,7 @@ class ComputePoolUpdateSerializer(ComputePoolSerializer):
         ]  # fmt: skip
 
 
-class PoolGrantSerializer(serializers.ModelSerializer):
+class PoolGrantSerializer(ModelSerializer):
     # Only platform admins write grants, so every pool and tenant may be named.
     pool = serializers.SlugRelatedField(slug_field="slug", queryset=ComputePool.objects.all())
     tenant = serializers.SlugRelatedField(slug_field="slug", queryset=Tenant.objects.all())
@@ -74,7 +75,7 @@ class PoolGrantSerializer(serializers.ModelSerializer):
         validators = []
 
 
-class PoolGrantUpdateSerializer(serializers.ModelSerializer):
+class PoolGrantUpdateSerializer(ModelSerializer):
     class Meta:
         model = PoolGrant
         fields = ["max_compute_units"]

@@ -2,9 +2,30 @@
 
 from __future__ import annotations
 
+from django.db import models
 from rest_framework import serializers
+from rest_framework.fields import empty
 
 from tenancy.models import Tenant
+
+
+class DefaultingBooleanField(serializers.BooleanField):
+    """A boolean that takes its default when left out of form-encoded input too.
+
+    DRF reads a boolean missing from HTML form input as an unchecked checkbox, i.e. False, whatever the
+    default; a gateway created with ``curl -d`` would come out inactive and a task without batching.
+    """
+
+    default_empty_html = empty
+
+
+class ModelSerializer(serializers.ModelSerializer):
+    """The base of every model serializer of the API."""
+
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.BooleanField: DefaultingBooleanField,
+    }
 
 
 class RestrictedSlugRelatedField(serializers.SlugRelatedField):

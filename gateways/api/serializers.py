@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from controlplane.api.serializers import ModelSerializer
 from gateways.models import Gateway
 
 
-class GatewaySerializer(serializers.ModelSerializer):
+class GatewaySerializer(ModelSerializer):
     # Declared, so that a taken slug is the service's ``slug_taken`` rather than a generic uniqueness error.
     slug = serializers.SlugField(max_length=63)
     port_count = serializers.IntegerField(read_only=True, help_text="Ports in the range (at most 16).")

@@ -8,6 +8,7 @@ from catalog.api.serializers import SizingAdviceSerializer
 from catalog.models import Model
 from compute_pools.models import ComputePool
 from controlplane.api.serializers import (
+    ModelSerializer,
     RestrictedPrimaryKeyRelatedField,
     RestrictedSlugRelatedField,
     TenantDefaultMixin,
@@ -19,7 +20,7 @@ from inference_jobs.models import InferenceTask, TaskEvent
 from inference_jobs.services import MUTABLE_FIELDS
 
 
-class InferenceTaskSerializer(serializers.ModelSerializer):
+class InferenceTaskSerializer(ModelSerializer):
     tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     model_name = serializers.CharField(source="model.name", read_only=True)
     compute_pool = serializers.SlugRelatedField(slug_field="slug", read_only=True)
@@ -67,7 +68,7 @@ class InferenceTaskSerializer(serializers.ModelSerializer):
         return pinned.image.versions.filter(published_at__gt=pinned.published_at).exists()
 
 
-class InferenceTaskCreateSerializer(TenantDefaultMixin, serializers.ModelSerializer):
+class InferenceTaskCreateSerializer(TenantDefaultMixin, ModelSerializer):
     tenant = tenant_field(required=False)
     model = RestrictedPrimaryKeyRelatedField(queryset=Model.objects.all(), scope="view")
     compute_pool = RestrictedSlugRelatedField(slug_field="slug", queryset=ComputePool.objects.all(), scope="view")
@@ -98,7 +99,7 @@ class InferenceTaskCreateSerializer(TenantDefaultMixin, serializers.ModelSeriali
         return attrs
 
 
-class InferenceTaskUpdateSerializer(serializers.ModelSerializer):
+class InferenceTaskUpdateSerializer(ModelSerializer):
     class Meta:
         model = InferenceTask
         fields = list(MUTABLE_FIELDS)
@@ -125,7 +126,7 @@ class DryRunResultSerializer(serializers.Serializer):
     sizing = SizingAdviceSerializer()
 
 
-class TaskEventSerializer(serializers.ModelSerializer):
+class TaskEventSerializer(ModelSerializer):
     actor = serializers.SlugRelatedField(slug_field="username", read_only=True)
 
     class Meta:

@@ -5,14 +5,14 @@ from __future__ import annotations
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from rest_framework import serializers
 
-from controlplane.api.serializers import TenantDefaultMixin, tenant_field
+from controlplane.api.serializers import ModelSerializer, TenantDefaultMixin, tenant_field
 from tenancy.choices import Role
 from tenancy.models import AuditEntry, Membership, PersonalAPIToken, Tenant, TenantAPIKey, User
 
 QUOTA_FIELDS = ["max_tasks", "max_compute_units", "max_tokens_per_minute"]
 
 
-class TenantSerializer(serializers.ModelSerializer):
+class TenantSerializer(ModelSerializer):
     # Declared, so that a taken slug is the service's ``slug_taken`` rather than a generic uniqueness error.
     slug = serializers.SlugField(max_length=63, help_text="DNS-safe id; names the tenant's namespace. Fixed.")
     tasks_used = serializers.IntegerField(read_only=True, help_text="Inference tasks the tenant has now.")
@@ -29,13 +29,13 @@ class TenantSerializer(serializers.ModelSerializer):
         read_only_fields = ["created_at", "updated_at"]
 
 
-class TenantUpdateSerializer(serializers.ModelSerializer):
+class TenantUpdateSerializer(ModelSerializer):
     class Meta:
         model = Tenant
         fields = ["name", "description", *QUOTA_FIELDS]
 
 
-class MembershipSerializer(TenantDefaultMixin, serializers.ModelSerializer):
+class MembershipSerializer(TenantDefaultMixin, ModelSerializer):
     tenant = tenant_field(required=False)
     user = serializers.SlugRelatedField(
         slug_field="username",
@@ -56,7 +56,7 @@ class MembershipUpdateSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=Role.choices)
 
 
-class UserMembershipSerializer(serializers.ModelSerializer):
+class UserMembershipSerializer(ModelSerializer):
     tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     tenant_name = serializers.CharField(source="tenant.name", read_only=True)
 
@@ -66,7 +66,7 @@ class UserMembershipSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class UserSerializer(serializers.ModelSerializer):
+class UserSerializer(ModelSerializer):
     is_platform_admin = serializers.BooleanField(source="is_superuser", read_only=True)
     memberships = UserMembershipSerializer(many=True, read_only=True)
 
@@ -101,7 +101,7 @@ class UserUpdateSerializer(_UserWriteSerializer):
     is_active = serializers.BooleanField(required=False, help_text="False deactivates: sign-in and tokens stop.")
 
 
-class PersonalAPITokenSerializer(serializers.ModelSerializer):
+class PersonalAPITokenSerializer(ModelSerializer):
     is_usable = serializers.BooleanField(read_only=True, help_text="Neither revoked nor expired.")
 
     class Meta:
@@ -119,7 +119,7 @@ class PersonalAPITokenCreatedSerializer(PersonalAPITokenSerializer):
         fields = [*PersonalAPITokenSerializer.Meta.fields, "token"]
 
 
-class TenantAPIKeySerializer(TenantDefaultMixin, serializers.ModelSerializer):
+class TenantAPIKeySerializer(TenantDefaultMixin, ModelSerializer):
     tenant = tenant_field(required=False)
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     is_usable = serializers.BooleanField(read_only=True, help_text="Neither revoked nor expired.")
@@ -144,7 +144,7 @@ class TenantAPIKeyCreatedSerializer(TenantAPIKeySerializer):
         fields = [*TenantAPIKeySerializer.Meta.fields, "key"]
 
 
-class AuditEntrySerializer(serializers.ModelSerializer):
+class AuditEntrySerializer(ModelSerializer):
     actor = serializers.CharField(source="actor_name", read_only=True)
     tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
 
