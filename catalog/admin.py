@@ -8,7 +8,7 @@ from django.contrib import admin
 
 from catalog import selectors, services
 from catalog.models import Model, ModelFamily, RuntimeImage, RuntimeImageVersion
-from controlplane.admin import ReadOnlyInline, ServiceAdmin
+from controlplane.admin import ReadOnlyAdmin, ReadOnlyInline, ServiceAdmin
 
 
 @admin.register(ModelFamily)
@@ -78,3 +78,13 @@ class RuntimeImageAdmin(ServiceAdmin):
 
     def service_delete(self, actor, obj) -> None:
         services.runtime_image_delete(actor=actor, image=obj)
+
+
+@admin.register(RuntimeImageVersion)
+class RuntimeImageVersionAdmin(ReadOnlyAdmin):
+    """Published versions across images. Publishing goes through POST /api/v1/runtime-images/{slug}/publish/."""
+
+    list_display = ["image", "version", "digest", "published_at"]
+    list_filter = ["image__mode", "image__vendor"]
+    search_fields = ["image__slug", "version"]
+    list_select_related = ["image"]

@@ -54,3 +54,14 @@ class InferenceTaskAdmin(ReadOnlyAdmin):
     @admin.action(description="Start the selected tasks")
     def start(self, request, queryset) -> None:
         self._each(request, queryset.select_related("tenant"), services.task_start, "Started")
+
+
+@admin.register(TaskEvent)
+class TaskEventAdmin(ReadOnlyAdmin):
+    """Every task's history in one place, for operators chasing a problem across tenants."""
+
+    list_display = ["created_at", "task", "level", "reason", "message", "actor"]
+    list_filter = ["level", "reason"]
+    search_fields = ["task__name", "task__tenant__slug", "message"]
+    list_select_related = ["task", "actor"]
+    date_hierarchy = "created_at"

@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from compute_pools.models import ComputePool
 from gateways.models import Gateway
-from inference_jobs.models import InferenceTask
+from inference_jobs.models import InferenceTask, TaskEvent
 from tenancy import services
 from tenancy.choices import Role
 from tenancy.models import AuditEntry, Membership, PersonalAPIToken, Tenant, TenantAPIKey
@@ -33,14 +33,30 @@ def everything(platform_admin):
     services.personal_token_create(actor=admin, name="laptop")
     services.tenant_api_key_create(actor=admin, tenant=task.tenant, name="website")
     services.tenant_update(actor=platform_admin, tenant=task.tenant, name="Renamed")
+    TaskEvent.objects.create(task=task, reason="Created", message="Admitted.")
     return task
 
 
 MODELS = [
     "tenancy.user", "tenancy.tenant", "tenancy.membership", "tenancy.personalapitoken", "tenancy.tenantapikey",
     "tenancy.auditentry", "compute_pools.acceleratortype", "compute_pools.computepool", "compute_pools.poolgrant",
-    "gateways.gateway", "gateways.gatewayport", "inference_jobs.inferencetask",
+    "gateways.gateway", "gateways.gatewayport", "inference_jobs.inferencetask", "inference_jobs.taskevent",
+    "catalog.runtimeimageversion",
 ]  # fmt: skip
+
+
+def test_every_model_of_the_platform_is_in_the_admin():
+    from django.apps import apps
+    from django.contrib import admin
+
+    apps_of_the_platform = ("tenancy", "compute_pools", "gateways", "catalog", "inference_jobs")
+    missing = [
+        model._meta.label
+        for app in apps_of_the_platform
+        for model in apps.get_app_config(app).get_models()
+        if not admin.site.is_registered(model)
+    ]
+    assert missing == []
 
 
 @pytest.mark.parametrize("label", MODELS)
