@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # The suite runs on PostgreSQL; pytest-django creates and drops its own test_<name> database.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/aicp
 
-.PHONY: install run test lint format bench-api schema
+.PHONY: install run test lint format bench-api bench-serving schema
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,3 +36,6 @@ schema: $(STAMP)
 
 bench-api: $(STAMP)
 	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" $(BIN)/python -m benchmarks.api
+
+bench-serving: $(STAMP)
+	$(BIN)/python -m benchmarks.serving

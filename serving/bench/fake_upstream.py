@@ -1,0 +1,220 @@
+"""A fake OpenAI-compatible upstream that streams at a fixed rate: the yardstick the benchmarks measure
+the adapter against.
+
+``python -m serving.bench.fake_upstream --port 9000 --ttft-ms 20 --gap-ms 5 --tokens 64``
+
+Each completion streams ``min(--tokens, max_tokens)`` content chunks (one token each): the first ``--ttft-ms``
+after the request arrived, then one every ``--gap-ms``, on an absolute schedule so that delays do not add
+up; then a finish chunk, a usage chunk (when ``stream_options.include_usage``) and ``[DONE]``. Without
+``stream`` it answers one JSON document after the same total time.
+
+It must never be the bottleneck, even at concurrency 64 on two cores: the per-chunk bytes are built once per
+model name, access logging is off, and a chunk costs one timer and one write.
+Routes: ``/v1/chat/completions``, ``/v1/completions``, ``/v1/models`` and the same without ``/v1`` (so an
+upstream URL given with or without ``/v1`` both work), plus ``/health``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+
+from aiohttp import web
+
+TOKEN_TEXT = " tok"
+CREATED = 1_700_000_000
+DONE = b"data: [DONE]\n\n"
+
+
+@dataclass(frozen=True)
+class Timing:
+    ttft_ms: float = 20.0
+    gap_ms: float = 5.0
+    tokens: int = 64
+
+
+TIMING_KEY = web.AppKey("timing", Timing)
+MODEL_KEY = web.AppKey("model", str)
+
+
+def _sse(obj: dict) -> bytes:
+    return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
+
+
+@lru_cache(maxsize=64)
+def _frames(kind: str, model: str) -> tuple[bytes, bytes, bytes, bytes]:
+    """(first chunk, every next chunk, finish chunk "length", finish chunk "stop") for one model name."""
+    if kind == "chat":
+        head = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": CREATED, "model": model}
+
+        def chunk(delta: dict, finish: str | None) -> bytes:
+            return _sse(head | {"choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]})
+
+        first = chunk({"role": "assistant", "content": TOKEN_TEXT}, None)
+        return first, chunk({"content": TOKEN_TEXT}, None), chunk({}, "length"), chunk({}, "stop")
+    head = {"id": "cmpl-fake", "object": "text_completion", "created": CREATED, "model": model}
+
+    def text_chunk(text: str, finish: str | None) -> bytes:
+        return _sse(head | {"choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish}]})
+
+    first = text_chunk(TOKEN_TEXT, None)
+    return first, first, text_chunk("", "length"), text_chunk("", "stop")
+
+
+def _prompt_tokens(body: dict) -> int:
+    """A cheap token count: words of the prompt or of the messages' text (enough for usage accounting)."""
+    if "messages" in body:
+        return sum(len(str(m.get("content") or "").split()) for m in body["messages"] if isinstance(m, dict))
+    prompt = body.get("prompt") or ""
+    return len(" ".join(prompt).split()) if isinstance(prompt, list) else len(str(prompt).split())
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": {"message": message, "type": "invalid_request_error"}}, status=status)
+
+
+async def _completion(request: web.Request, kind: str) -> web.StreamResponse:
+    arrived = asyncio.get_running_loop().time()
+    timing: Timing = request.app[TIMING_KEY]
+    try:
+        body = await request.json()
+        model = str(body.get("model") or request.app[MODEL_KEY])
+        max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
+        max_tokens = timing.tokens if max_tokens is None else max_tokens
+        count = max(0, min(timing.tokens, int(max_tokens)))
+    except (ValueError, TypeError, AttributeError):
+        return _error(400, "the body must be a JSON object with an integer max_tokens")
+    finish = "length" if count == int(max_tokens) else "stop"
+    usage = {"prompt_tokens": _prompt_tokens(body), "completion_tokens": count}
+    usage["total_tokens"] = usage["prompt_tokens"] + count
+    first_at = arrived + timing.ttft_ms / 1000
+    gap = timing.gap_ms / 1000
+    if not body.get("stream"):
+        await asyncio.sleep(max(0.0, first_at + gap * max(count - 1, 0) - asyncio.get_running_loop().time()))
+        return web.json_response(_full_response(kind, model, count, finish, usage))
+
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+    await response.prepare(request)
+    first, nxt, end_length, end_stop = _frames(kind, model)
+    loop = asyncio.get_running_loop()
+    for i in range(count):
+        delay = first_at + gap * i - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await response.write(first if i == 0 else nxt)
+    tail = end_length if finish == "length" else end_stop
+    if (body.get("stream_options") or {}).get("include_usage"):
+        obj = "chat.completion.chunk" if kind == "chat" else "text_completion"
+        tail += _sse({"id": "fake", "object": obj, "created": CREATED, "model": model, "choices": [], "usage": usage})
+    await response.write(tail + DONE)
+    await response.write_eof()
+    return response
+
+
+def _full_response(kind: str, model: str, count: int, finish: str, usage: dict) -> dict:
+    text = TOKEN_TEXT * count
+    if kind == "chat":
+        choice = {"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None}
+        head = {"id": "chatcmpl-fake", "object": "chat.completion"}
+    else:
+        choice = {"index": 0, "text": text, "logprobs": None}
+        head = {"id": "cmpl-fake", "object": "text_completion"}
+    choice["finish_reason"] = finish
+    return head | {"created": CREATED, "model": model, "choices": [choice], "usage": usage}
+
+
+async def _chat(request: web.Request) -> web.StreamResponse:
+    return await _completion(request, "chat")
+
+
+async def _completions(request: web.Request) -> web.StreamResponse:
+    return await _completion(request, "completions")
+
+
+async def _models(request: web.Request) -> web.Response:
+    model = {"id": request.app[MODEL_KEY], "object": "model", "created": CREATED, "owned_by": "fake"}
+    return web.json_response({"object": "list", "data": [model]})
+
+
+async def _health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def make_app(timing: Timing = Timing(), model: str = "bench") -> web.Application:
+    app = web.Application()
+    app[TIMING_KEY] = timing
+    app[MODEL_KEY] = model
+    for prefix in ("/v1", ""):
+        app.router.add_post(f"{prefix}/chat/completions", _chat)
+        app.router.add_post(f"{prefix}/completions", _completions)
+        app.router.add_get(f"{prefix}/models", _models)
+    app.router.add_get("/health", _health)
+    return app
+
+
+@contextlib.asynccontextmanager
+async def running_upstream(timing: Timing = Timing(), model: str = "bench") -> AsyncIterator[str]:
+    """Serve on a free 127.0.0.1 port in the current event loop; yields the base URL (ending in /v1)."""
+    runner = web.AppRunner(make_app(timing, model), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # aiohttp has no public accessor for an ephemeral port
+    try:
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        await runner.cleanup()
+
+
+@contextlib.contextmanager
+def serve_in_thread(timing: Timing = Timing(), model: str = "bench", start_timeout: float = 10.0) -> Iterator[str]:
+    """The same in a background thread with its own loop, for synchronous callers (the openai client)."""
+    loop = asyncio.new_event_loop()
+    ready: dict[str, str] = {}
+    started = threading.Event()
+    stop = asyncio.Event()
+
+    async def serve() -> None:
+        async with running_upstream(timing, model) as url:
+            ready["url"] = url
+            started.set()
+            await stop.wait()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
+    thread.start()
+    try:
+        if not started.wait(start_timeout):
+            raise RuntimeError("fake upstream did not start")
+        yield ready["url"]
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(start_timeout)
+        if not thread.is_alive():
+            loop.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m serving.bench.fake_upstream", description=__doc__.split("\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9000)
+    parser.add_argument("--ttft-ms", type=float, default=Timing.ttft_ms)
+    parser.add_argument("--gap-ms", type=float, default=Timing.gap_ms)
+    parser.add_argument("--tokens", type=int, default=Timing.tokens, help="content chunks per completion at most")
+    parser.add_argument("--model", default="bench", help="the name GET /v1/models lists (any name is served)")
+    args = parser.parse_args(argv)
+    if args.ttft_ms < 0 or args.gap_ms < 0 or args.tokens < 1:
+        parser.error("--ttft-ms and --gap-ms must be >= 0, --tokens >= 1")
+    timing = Timing(ttft_ms=args.ttft_ms, gap_ms=args.gap_ms, tokens=args.tokens)
+    print(f"fake upstream on http://{args.host}:{args.port}/v1 ({timing}) at {time.strftime('%H:%M:%S')}", flush=True)
+    web.run_app(make_app(timing, args.model), host=args.host, port=args.port, access_log=None, print=None)
+
+
+if __name__ == "__main__":
+    main()
