@@ -1,0 +1,377 @@
+"""The adapter's HTTP server: an OpenAI-compatible front in front of one task's engine (vLLM or ours).
+
+Per request: authenticate the tenant key, check the tokens-per-minute budget, apply the task's system prompt
+and sampling policy, map the served model name to the engine's, forward, and measure. The streaming path is
+the hot one and is kept minimal: upstream bytes are relayed as they arrive, cut only at the last newline of a
+read (so an SSE event split across two reads is never half-inspected; engines write whole events, so in
+practice nothing is held back), inspected with substring checks, and JSON-parsed only for the usage event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+from time import perf_counter
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from serving.adapter.config import AdapterConfig
+from serving.adapter.metrics import AdapterMetrics, itl_summary, ms
+from serving.adapter.ratelimit import TokenBucket
+from serving.adapter.reflow import build_record, iso, parameters_of
+from serving.adapter.spool import Shipper, Spool
+
+log = logging.getLogger(__name__)
+
+_SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
+_UPSTREAM_HEADERS = {"Content-Type": "application/json", "Accept-Encoding": "identity"}  # no compressed SSE
+_CONTENT_KEYS = (b'"content":"', b'"content": "', b'"text":"', b'"text": "')
+
+
+def error(status: int, message: str, type_: str, code: str, headers: dict | None = None) -> web.Response:
+    """An OpenAI-style error body, so SDKs raise their usual exceptions."""
+    body = {"error": {"message": message, "type": type_, "code": code}}
+    return web.json_response(body, status=status, headers=headers)
+
+
+def has_content(chunk: bytes) -> bool:
+    """Whether any SSE event in ``chunk`` carries a non-empty content/text string (no JSON parsing)."""
+    for key in _CONTENT_KEYS:
+        i = chunk.find(key)
+        while i >= 0:
+            j = i + len(key)
+            if j < len(chunk) and chunk[j] != 34:  # not the closing quote of ""
+                return True
+            i = chunk.find(key, j)
+    return False
+
+
+def take_usage(chunk: bytes, keep: bool) -> tuple[dict | None, bytes]:
+    """Parse the usage out of the event(s) in ``chunk``; drop usage-only events unless the caller asked for them."""
+    usage = None
+    events = chunk.split(b"\n\n")
+    kept = []
+    for event in events:
+        if b'"usage"' in event and event.startswith(b"data:"):
+            try:
+                obj = json.loads(event[5:])
+            except ValueError:
+                kept.append(event)
+                continue
+            if obj.get("usage"):
+                usage = obj["usage"]
+                if not keep and not obj.get("choices"):
+                    continue
+        kept.append(event)
+    return usage, chunk if len(kept) == len(events) else b"\n\n".join(kept)
+
+
+@dataclass(slots=True)
+class Exchange:
+    """What the adapter learns about one request while serving it."""
+
+    t0: float
+    started_at: float
+    key_id: int
+    chat: bool
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)  # record id, also the X-Request-Id header
+    stream: bool = False
+    body: dict | None = None
+    status: int = 200
+    ttft: float | None = None
+    e2e: float = 0.0
+    gaps: list[float] = field(default_factory=list)
+    chunks: int = 0
+    usage: dict | None = None
+    raw: list[bytes] | None = None  # streamed bytes, kept only when this exchange is captured for reflow
+    unary: dict | None = None  # parsed non-streaming response, for reflow
+
+
+class Adapter:
+    def __init__(self, config: AdapterConfig, upstream: str):
+        self.config = config
+        upstream = upstream.rstrip("/")
+        self.upstream = upstream[:-3] if upstream.endswith("/v1") else upstream
+        self.metrics = AdapterMetrics()
+        self.bucket = TokenBucket(config.tokens_per_minute)
+        self.session: aiohttp.ClientSession | None = None
+        self.reflow_spool: Spool | None = None
+        self.metrics_spool: Spool | None = None
+        self._tasks: list = []
+        up, served = config.upstream_model, config.served_model_name
+        self._rewrite = None
+        if up != served:  # the exact field as engines serialise it, with and without a space
+            up, served = json.dumps(up), json.dumps(served)
+            self._rewrite = [(f'"model":{up}'.encode(), f'"model":{served}'.encode()),
+                             (f'"model": {up}'.encode(), f'"model": {served}'.encode())]  # fmt: skip
+        self._system = {"role": "system", "content": config.system_prompt} if config.system_prompt else None
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=64 << 20)
+        app.router.add_post("/v1/chat/completions", self.chat_completions)
+        app.router.add_post("/v1/completions", self.completions)
+        app.router.add_get("/v1/models", self.models)
+        app.router.add_get("/metrics", self.prometheus)
+        app.router.add_get("/healthz", self.healthz)
+        app.on_startup.append(self._start)
+        app.on_cleanup.append(self._stop)
+        return app
+
+    async def _start(self, app: web.Application) -> None:
+        connector = aiohttp.TCPConnector(limit=4096, keepalive_timeout=60)
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
+        self.session = aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False)
+        ingest, cfg = self.config.ingest, self.config
+        if ingest is None:
+            return
+        dropped = self.metrics.spool_dropped
+        self.metrics_spool = Spool(f"{cfg.reflow.spool_dir}/metrics", on_drop=dropped.labels("metrics").inc)
+        spools = [(self.metrics_spool, "metrics/")]
+        if cfg.reflow.enabled:
+            redact_on = cfg.reflow.redact
+            self.reflow_spool = Spool(
+                f"{cfg.reflow.spool_dir}/reflow",
+                transform=lambda i: build_record(i, redact_on),
+                on_drop=dropped.labels("reflow").inc,
+            )
+            spools.append((self.reflow_spool, "reflow/"))
+        for spool, path in spools:
+            shipper = Shipper(spool, ingest.url + path, ingest.token, cfg.task_id, self.session,
+                              batch_size=ingest.batch_size, interval_s=ingest.interval_s,
+                              max_backoff_s=ingest.max_backoff_s)  # fmt: skip
+            self._tasks.append(asyncio.get_running_loop().create_task(shipper.run()))
+
+    async def _stop(self, app: web.Application) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for spool in (self.reflow_spool, self.metrics_spool):
+            if spool:
+                spool.close()
+        if self.session:
+            await self.session.close()
+
+    # ---- endpoints -------------------------------------------------------------------------------------
+
+    def authenticate(self, request: web.Request) -> int | None:
+        """The key id, or None. A dict lookup by digest is safe: the digest of a 256-bit secret reveals nothing."""
+        auth = request.headers.get("Authorization", "")
+        if not auth.startswith("Bearer "):
+            return None
+        return self.config.api_keys.get(hashlib.sha256(auth[7:].strip().encode()).hexdigest())
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def prometheus(self, request: web.Request) -> web.Response:
+        resp = web.Response(body=generate_latest(self.metrics.registry))
+        resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return resp
+
+    async def models(self, request: web.Request) -> web.Response:
+        if self.authenticate(request) is None:
+            return self._unauthorized()
+        model = {"id": self.config.served_model_name, "object": "model", "created": 0, "owned_by": "aicp"}
+        return web.json_response({"object": "list", "data": [model]})
+
+    async def chat_completions(self, request: web.Request) -> web.StreamResponse:
+        return await self._proxy(request, chat=True)
+
+    async def completions(self, request: web.Request) -> web.StreamResponse:
+        return await self._proxy(request, chat=False)
+
+    def _unauthorized(self) -> web.Response:
+        resp = error(401, "Incorrect or missing API key.", "invalid_request_error", "invalid_api_key")
+        return self._refused("auth", resp)
+
+    def _refused(self, reason: str, resp: web.Response) -> web.Response:
+        """Count a request answered before reaching the engine (no metric record is shipped for it)."""
+        self.metrics.rejected.labels(reason).inc()
+        self.metrics.requests.labels(str(resp.status), "unknown").inc()
+        return resp
+
+    # ---- the proxy -------------------------------------------------------------------------------------
+
+    async def _proxy(self, request: web.Request, chat: bool) -> web.StreamResponse:
+        t0, started_at = perf_counter(), time.time()
+        key_id = self.authenticate(request)
+        if key_id is None:
+            return self._unauthorized()
+        wait = self.bucket.retry_after()
+        if wait:
+            msg = f"Tokens-per-minute limit of {self.config.tokens_per_minute} reached; retry in {wait}s."
+            resp = error(429, msg, "rate_limit_error", "rate_limit_exceeded", {"Retry-After": str(wait)})
+            return self._refused("rate_limit", resp)
+        try:
+            body = json.loads(await request.read())
+        except ValueError:
+            resp = error(400, "The request body is not valid JSON.", "invalid_request_error", "invalid_json")
+            return self._refused("invalid", resp)
+        problem = self._prepare(body, chat)
+        if problem:
+            return self._refused("invalid", problem)
+        ex = Exchange(t0=t0, started_at=started_at, key_id=key_id, chat=chat, stream=body.get("stream") is True)
+        caller_usage = True
+        if ex.stream:
+            options = body.get("stream_options") or {}
+            caller_usage = options.get("include_usage") is True
+            body["stream_options"] = {**options, "include_usage": True}
+        reflow = self.config.reflow
+        if self.reflow_spool and (reflow.sample_rate >= 1 or random.random() < reflow.sample_rate):
+            ex.body = body
+            ex.raw = [] if ex.stream else None
+        url = self.upstream + ("/v1/chat/completions" if chat else "/v1/completions")
+        try:
+            upstream = await self.session.post(url, data=json.dumps(body).encode(), headers=_UPSTREAM_HEADERS)
+        except (aiohttp.ClientError, OSError) as exc:
+            ex.status, ex.e2e = 502, perf_counter() - t0
+            self._finish(ex)
+            return error(502, f"The model engine is unreachable: {exc}", "server_error", "upstream_unavailable")
+        try:
+            if upstream.status != 200:
+                ex.status = upstream.status
+                data = await upstream.read()
+                headers = {"X-Request-Id": ex.id}
+                return web.Response(status=upstream.status, body=data, content_type="application/json", headers=headers)
+            if ex.stream:
+                return await self._relay_stream(request, upstream, ex, caller_usage)
+            return await self._relay_unary(upstream, ex)
+        except (aiohttp.ClientError, TimeoutError) as exc:  # reading a non-streamed answer failed
+            ex.status = 502
+            upstream.close()
+            log.warning("upstream failed mid-response: %s", exc)
+            return error(502, "The model engine failed mid-response.", "server_error", "upstream_failed")
+        finally:
+            upstream.release()
+            if not ex.e2e:
+                ex.e2e = perf_counter() - t0
+            self._finish(ex)
+
+    def _prepare(self, body, chat: bool) -> web.Response | None:
+        """Apply the task's model name, system prompt and sampling policy to the request, in place."""
+        if not isinstance(body, dict):
+            return error(400, "The request body must be a JSON object.", "invalid_request_error", "invalid_body")
+        cfg = self.config
+        model = body.get("model")
+        if model is not None and model != cfg.served_model_name:
+            msg = f"The model '{model}' does not exist; this endpoint serves '{cfg.served_model_name}'."
+            return error(404, msg, "invalid_request_error", "model_not_found")
+        body["model"] = cfg.upstream_model
+        if chat:
+            messages = body.get("messages")
+            if not isinstance(messages, list) or not messages:
+                return error(400, "'messages' must be a non-empty list.", "invalid_request_error", "invalid_messages")
+            if self._system is not None:
+                if cfg.locked:
+                    messages = [m for m in messages if not (isinstance(m, dict) and m.get("role") == "system")]
+                    body["messages"] = [dict(self._system), *messages]
+                elif not any(isinstance(m, dict) and m.get("role") == "system" for m in messages):
+                    body["messages"] = [dict(self._system), *messages]
+        for key, value in cfg.sampling.items():
+            if cfg.locked or body.get(key) is None:
+                body[key] = value
+        return None
+
+    async def _relay_unary(self, upstream: aiohttp.ClientResponse, ex: Exchange) -> web.Response:
+        data = await upstream.read()
+        ex.e2e = perf_counter() - ex.t0
+        try:
+            parsed = json.loads(data)
+            ex.usage = parsed.get("usage")
+        except (ValueError, AttributeError):
+            parsed = None
+        if ex.body is not None:
+            ex.unary = parsed
+        if self._rewrite:
+            for old, new in self._rewrite:
+                data = data.replace(old, new, 1)
+        return web.Response(body=data, content_type="application/json", headers={"X-Request-Id": ex.id})
+
+    async def _relay_stream(self, request, upstream, ex: Exchange, caller_usage: bool) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={**_SSE_HEADERS, "X-Request-Id": ex.id})
+        await resp.prepare(request)
+        write, clock, rewrite, raw, gaps = resp.write, perf_counter, self._rewrite, ex.raw, ex.gaps
+        carry = b""
+        last = 0.0
+        read = upstream.content.readany
+        try:
+            while chunk := await read():
+                if carry:
+                    chunk, carry = carry + chunk, b""
+                if chunk[-1] != 10:  # hold back only a trailing partial line
+                    cut = chunk.rfind(b"\n") + 1
+                    carry = chunk[cut:]
+                    if not cut:
+                        continue
+                    chunk = chunk[:cut]
+                now = clock()
+                with_usage = b'"usage":{' in chunk or b'"usage": {' in chunk
+                if with_usage:
+                    usage, chunk = take_usage(chunk, caller_usage)
+                    ex.usage = usage or ex.usage
+                if last:
+                    if not with_usage and not chunk.startswith(b"data: [DONE]"):
+                        gaps.append(now - last)
+                        last = now
+                elif has_content(chunk):
+                    ex.ttft = now - ex.t0
+                    last = now
+                if rewrite:
+                    for old, new in rewrite:
+                        chunk = chunk.replace(old, new)
+                if raw is not None:
+                    raw.append(chunk)
+                if chunk:
+                    await write(chunk)
+            if carry:
+                await write(carry)
+            await resp.write_eof()
+        except ConnectionResetError:  # aiohttp's ClientConnectionResetError included: the caller went away
+            ex.status = 499
+            upstream.close()  # dropping the engine connection aborts the generation
+        except (aiohttp.ClientError, TimeoutError) as exc:  # the engine failed mid-stream: end the stream as is
+            ex.status = 502
+            upstream.close()
+            log.warning("upstream failed mid-stream: %s", exc)
+        ex.e2e = clock() - ex.t0
+        ex.chunks = len(gaps) + (1 if last else 0)
+        return resp
+
+    def _finish(self, ex: Exchange) -> None:
+        """Account tokens, observe metrics and queue the metric and reflow records (never blocks)."""
+        usage = ex.usage or {}
+        input_tokens = usage.get("prompt_tokens") or 0
+        output_tokens = usage.get("completion_tokens")
+        if output_tokens is None:
+            output_tokens = ex.chunks  # no usage from the engine: one token per content chunk, an estimate
+        self.bucket.charge(input_tokens + output_tokens)
+        gaps = ex.gaps if ex.stream else None
+        tpot = self.metrics.observe(ex.status, ex.stream, ex.ttft, ex.e2e, gaps, input_tokens, output_tokens)
+        cfg = self.config
+        record_id = ex.id
+        if self.metrics_spool:
+            p50, worst = itl_summary(gaps)
+            self.metrics_spool.put({
+                "id": record_id, "task_id": cfg.task_id, "tenant_id": cfg.tenant_id, "api_key_id": ex.key_id,
+                "started_at": iso(ex.started_at), "ttft_ms": ms(ex.ttft), "tpot_ms": ms(tpot), "e2e_ms": ms(ex.e2e),
+                "itl_p50_ms": p50, "itl_max_ms": worst, "chunks": ex.chunks, "input_tokens": input_tokens,
+                "output_tokens": output_tokens, "status": ex.status, "stream": ex.stream,
+            })  # fmt: skip
+        if ex.body is not None and self.reflow_spool and ex.status == 200:
+            body = ex.body
+            self.reflow_spool.put({
+                "id": record_id, "task_id": cfg.task_id, "tenant_id": cfg.tenant_id, "api_key_id": ex.key_id,
+                "endpoint": "chat" if ex.chat else "completions", "chat": ex.chat,
+                "messages": body.get("messages") if ex.chat else body.get("prompt"),
+                "parameters": parameters_of(body), "raw": ex.raw, "unary": ex.unary,
+                "input_tokens": input_tokens, "output_tokens": output_tokens, "ttft_ms": ms(ex.ttft),
+                "tpot_ms": ms(tpot), "status": ex.status, "runtime_image_version": cfg.runtime_image_version,
+                "started_at": ex.started_at, "finished_at": ex.started_at + ex.e2e,
+            })  # fmt: skip

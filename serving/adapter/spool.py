@@ -1,0 +1,216 @@
+"""Durable, at-least-once delivery of records (reflow captures, per-request metrics) to the control plane.
+
+Layout of a spool directory::
+
+    00001763750000123456789.jsonl          one segment: append-only JSON lines, one record per line
+    00001763750000123456789.jsonl.offset   bytes of that segment the ingest endpoint has acknowledged
+
+* The request path only calls ``Spool.put`` (a non-blocking queue put, ~1 µs). A writer *thread* drains the
+  queue, turns items into records (``transform``: e.g. extract the streamed text, redact), and appends them
+  to the active segment. The segment rotates by size or age; a restart always starts a new segment.
+* ``Shipper`` (an asyncio task) reads complete lines after the committed offset, POSTs them as
+  ``{"task_id": .., "records": [..]}`` with ``Authorization: Bearer <token>`` and, on a 2xx answer, commits
+  the new offset (write-then-rename, so a crash leaves the old or the new offset, never a torn one). A crash
+  between the POST and the commit resends that batch: delivery is at least once, and every record carries an
+  ``id`` so the receiver deduplicates. Any non-2xx answer or connection error is retried with exponential
+  backoff (capped); records keep spooling meanwhile, bounded only by the disk.
+* A segment that is no longer active and fully acknowledged is deleted. A torn last line (the process was
+  killed mid-write) of an inactive segment is skipped; such a record was never acknowledged to anyone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+log = logging.getLogger(__name__)
+_STOP = object()
+
+
+class Spool:
+    def __init__(
+        self,
+        directory: str | Path,
+        transform: Callable[[Any], dict | None] | None = None,
+        segment_bytes: int = 8 << 20,
+        segment_age_s: float = 300.0,
+        max_queue: int = 100_000,
+        on_drop: Callable[[], Any] | None = None,
+    ):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.transform = transform
+        self.segment_bytes = segment_bytes
+        self.segment_age_s = segment_age_s
+        self.active: str | None = None  # name of the segment the writer appends to
+        self.dropped = 0  # items refused because the queue was full (the caller is never blocked)
+        self._on_drop = on_drop
+        self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
+        self._file = None
+        self._opened_at = 0.0
+        self._last_name = 0
+        self._thread = threading.Thread(target=self._run, name=f"spool-{self.dir.name}", daemon=True)
+        self._thread.start()
+
+    def put(self, item: Any) -> None:
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            self.dropped += 1
+            if self._on_drop:
+                self._on_drop()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write everything queued so far, then stop the writer thread."""
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+
+    def segments(self) -> list[str]:
+        return sorted(p.name for p in self.dir.glob("*.jsonl"))
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            batch = [self._queue.get()]
+            while len(batch) < 1000:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            lines = []
+            for item in batch:
+                if item is _STOP:
+                    stop = True
+                    continue
+                try:
+                    record = self.transform(item) if self.transform else item
+                    if record is not None:
+                        lines.append(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+                except Exception:
+                    log.exception("spool %s: could not serialise a record; skipped", self.dir)
+            if lines:
+                try:
+                    self._write("".join(lines).encode())
+                except OSError:
+                    log.exception("spool %s: write failed; %d records lost", self.dir, len(lines))
+        if self._file:
+            self._file.close()
+
+    def _write(self, data: bytes) -> None:
+        if self._file is None or self._file.tell() >= self.segment_bytes or self._too_old():
+            self._rotate()
+        self._file.write(data)
+        self._file.flush()  # into the OS page cache: survives a killed process (not a power cut)
+
+    def _too_old(self) -> bool:
+        return time.monotonic() - self._opened_at > self.segment_age_s
+
+    def _rotate(self) -> None:
+        if self._file:
+            self._file.close()
+        name_ns = max(time.time_ns(), self._last_name + 1)
+        self._last_name = name_ns
+        name = f"{name_ns:023d}.jsonl"
+        self._file = open(self.dir / name, "ab")  # noqa: SIM115 - kept open across writes on purpose
+        self._opened_at = time.monotonic()
+        self.active = name
+
+
+class Shipper:
+    """Sends a spool's records to ``url`` in batches, forever; see the module docstring for the contract."""
+
+    def __init__(self, spool: Spool, url: str, token: str, task_id: int, session: aiohttp.ClientSession, *,
+                 batch_size: int = 200, interval_s: float = 2.0, max_backoff_s: float = 30.0):  # fmt: skip
+        self.spool, self.url, self.task_id, self.session = spool, url, task_id, session
+        self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        self.batch_size, self.interval_s, self.max_backoff_s = batch_size, interval_s, max_backoff_s
+        self.shipped = 0
+
+    async def run(self) -> None:
+        failures = 0
+        while True:
+            try:
+                progressed = await self.ship_once()
+                failures = 0
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                failures += 1
+                delay = min(self.max_backoff_s, self.interval_s * 2 ** min(failures, 16))
+                log.warning("ingest %s unavailable (%s); retrying in %.1fs", self.url, exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            if not progressed:
+                await asyncio.sleep(self.interval_s)
+
+    async def ship_once(self) -> bool:
+        """Send one batch (or delete finished segments); True when something was done."""
+        for name in self.spool.segments():
+            path = self.spool.dir / name
+            offset_path = path.with_name(name + ".offset")
+            active = name == self.spool.active  # read before the size: an inactive segment never grows
+            offset = _read_offset(offset_path)
+            lines, end, size = await asyncio.to_thread(_read_lines, path, offset, self.batch_size)
+            if lines:
+                await self._post(lines)
+                await asyncio.to_thread(_write_offset, offset_path, end)
+                self.shipped += len(lines)
+                return True
+            if not active:
+                if end < size:
+                    log.warning("spool %s: skipping %d bytes of a torn last line", path, size - end)
+                await asyncio.to_thread(_delete, path, offset_path)
+        return False
+
+    async def _post(self, lines: list[bytes]) -> None:
+        body = b'{"task_id":%d,"records":[%b]}' % (self.task_id, b",".join(lines))
+        timeout = aiohttp.ClientTimeout(total=30)
+        async with self.session.post(self.url, data=body, headers=self.headers, timeout=timeout) as resp:
+            if resp.status // 100 != 2:
+                text = (await resp.text())[:200]
+                raise aiohttp.ClientResponseError(resp.request_info, (), status=resp.status, message=text)
+
+
+def _read_offset(path: Path) -> int:
+    try:
+        return int(path.read_text() or 0)
+    except (FileNotFoundError, ValueError):
+        return 0
+
+
+def _write_offset(path: Path, offset: int) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(str(offset))
+    os.replace(tmp, path)
+
+
+def _read_lines(path: Path, offset: int, limit: int) -> tuple[list[bytes], int, int]:
+    """Up to ``limit`` complete lines after ``offset``: (lines without newline, offset after them, file size)."""
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            f.seek(offset)
+            lines = []
+            while len(lines) < limit:
+                line = f.readline()
+                if not line.endswith(b"\n"):
+                    break
+                offset += len(line)
+                if line.strip():
+                    lines.append(line.rstrip(b"\n"))
+            return lines, offset, size
+    except FileNotFoundError:
+        return [], offset, offset
+
+
+def _delete(path: Path, offset_path: Path) -> None:
+    for p in (path, offset_path):
+        p.unlink(missing_ok=True)

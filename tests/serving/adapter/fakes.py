@@ -1,0 +1,178 @@
+"""Test doubles for the adapter: an OpenAI-like engine, an ingest endpoint, and a thread to serve them in."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable
+
+from aiohttp import web
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerThread:
+    """Serves an aiohttp app from a private event loop in a daemon thread (tests stay synchronous)."""
+
+    def __init__(self, app_factory: Callable[[], web.Application], port: int | None = None):
+        self.app_factory = app_factory
+        self.port = port or free_port()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ServerThread:
+        ready = threading.Event()
+
+        def serve():
+            self.loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self.loop)
+            self._runner = web.AppRunner(self.app_factory(), access_log=None)
+            self.loop.run_until_complete(self._runner.setup())
+            site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
+            self.loop.run_until_complete(site.start())
+            ready.set()
+            self.loop.run_forever()
+            self.loop.run_until_complete(self._runner.cleanup())
+            self.loop.close()
+
+        self._thread = threading.Thread(target=serve, daemon=True)
+        self._thread.start()
+        assert ready.wait(10), "server did not start"
+        return self
+
+    def stop(self) -> None:
+        if self._thread and self.loop:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)
+            self._thread = None
+
+
+class FakeEngine:
+    """An OpenAI-compatible engine that records what it received and streams a fixed reply token by token."""
+
+    def __init__(self, model: str = "engine-model"):
+        self.model = model
+        self.requests: list[dict] = []
+        self.tokens = ["Hello", " from", " the", " fake", " engine", "."]
+        self.first_delay = 0.0  # pause after the first content chunk
+        self.delay = 0.0  # pause between the other chunks
+        self.send_usage = True
+        self.split_events = False  # write each SSE event in two halves, as a slow network might deliver it
+        self.die_after: int | None = None  # drop the connection after this many content chunks
+        self.aborted = 0  # streams whose caller went away before the end
+
+    @property
+    def text(self) -> str:
+        return "".join(self.tokens)
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self.chat)
+        app.router.add_post("/v1/completions", self.completions)
+        return app
+
+    def usage(self, body: dict) -> dict:
+        prompt = body.get("messages") or body.get("prompt") or ""
+        words = len(json.dumps(prompt).split())
+        return {"prompt_tokens": words, "completion_tokens": len(self.tokens), "total_tokens": words + len(self.tokens)}
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        return await self.handle(request, chat=True)
+
+    async def completions(self, request: web.Request) -> web.StreamResponse:
+        return await self.handle(request, chat=False)
+
+    async def handle(self, request: web.Request, chat: bool) -> web.StreamResponse:
+        body = await request.json()
+        self.requests.append(body)
+        if body.get("model") != self.model:
+            return web.json_response({"error": {"message": "no such model", "type": "x", "code": 404}}, status=404)
+        kind = "chat.completion" if chat else "text_completion"
+        head = {"id": "cmpl-1", "object": kind, "created": int(time.time()), "model": body["model"]}
+        if not body.get("stream"):
+            choice = {"index": 0, "finish_reason": "stop"}
+            choice.update({"message": {"role": "assistant", "content": self.text}} if chat else {"text": self.text})
+            return web.json_response({**head, "choices": [choice], "usage": self.usage(body)})
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        if chat:
+            head["object"] = "chat.completion.chunk"
+
+        def event(choice_or_none, **extra) -> bytes:
+            choices = [] if choice_or_none is None else [{"index": 0, "finish_reason": None, **choice_or_none}]
+            return (
+                b"data: " + json.dumps({**head, "choices": choices, **extra}, separators=(",", ":")).encode() + b"\n\n"
+            )
+
+        async def send(data: bytes) -> None:
+            if self.split_events:
+                await resp.write(data[: len(data) // 2])
+                await asyncio.sleep(0.01)
+                data = data[len(data) // 2 :]
+            await resp.write(data)
+
+        try:
+            if chat:
+                await send(event({"delta": {"role": "assistant", "content": ""}}))
+            for i, token in enumerate(self.tokens):
+                if i == self.die_after:
+                    request.transport.abort()
+                    return resp
+                await send(event({"delta": {"content": token}} if chat else {"text": token}))
+                delay = self.first_delay if i == 0 else self.delay
+                if delay:
+                    await asyncio.sleep(delay)
+        except ConnectionResetError:
+            self.aborted += 1
+            raise
+        stop = {"delta": {}, "finish_reason": "stop"} if chat else {"text": "", "finish_reason": "stop"}
+        await send(event(stop))
+        if self.send_usage and (body.get("stream_options") or {}).get("include_usage"):
+            await send(event(None, usage=self.usage(body)))
+        await resp.write(b"data: [DONE]\n\n")
+        await resp.write_eof()
+        return resp
+
+
+class FakeIngest:
+    """The control plane's ingest endpoints: keeps every record it is sent (duplicates included)."""
+
+    def __init__(self, token: str):
+        self.token = token
+        self.received: dict[str, list[dict]] = {"reflow": [], "metrics": []}
+        self.lock = threading.Lock()
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/api/v1/ingest/{kind}/", self.handle)
+        return app
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        return await self.handle(request, chat=True)
+
+    async def completions(self, request: web.Request) -> web.StreamResponse:
+        return await self.handle(request, chat=False)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return web.json_response({"detail": "bad token"}, status=401)
+        body = await request.json()
+        with self.lock:
+            self.received[request.match_info["kind"]].extend(body["records"])
+        return web.json_response({"accepted": len(body["records"])})
+
+    def ids(self, kind: str) -> set[str]:
+        with self.lock:
+            return {r["id"] for r in self.received[kind]}
