@@ -1,0 +1,61 @@
+"""``python -m serving.engine --model DIR [--host 127.0.0.1] [--port 8001] [--served-model-name NAME]
+[--batching on|off] [--max-batch-size 16] [--device cpu|cuda] [--dtype float32|bfloat16|float16]``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # models come from local folders only, never from a hub
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m serving.engine", description="AICP normal-mode engine")
+    parser.add_argument("--model", required=True, help="local Hugging Face model folder")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8001)
+    parser.add_argument("--served-model-name", default=None, help="the `model` callers use (default: folder name)")
+    parser.add_argument("--batching", choices=["on", "off"], default="on")
+    parser.add_argument("--max-batch-size", type=int, default=16)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="CPU threads for torch (0: torch's default); 1 suits tiny models"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    import torch
+    from aiohttp import web
+
+    from serving.engine.core import Engine
+    from serving.engine.server import build_app
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    engine = Engine(
+        args.model,
+        batching=args.batching == "on",
+        max_batch_size=args.max_batch_size,
+        device=args.device,
+        dtype=args.dtype,
+    )
+    name = args.served_model_name or os.path.basename(os.path.normpath(args.model))
+    try:
+        web.run_app(
+            build_app(engine, name),
+            host=args.host,
+            port=args.port,
+            print=logging.getLogger(__name__).info,
+            handler_cancellation=True,  # a caller that hangs up stops its generation, streaming or not
+        )
+    finally:
+        engine.shutdown()
+
+
+if __name__ == "__main__":
+    main()
