@@ -28,11 +28,14 @@ from serving.adapter.metrics import AdapterMetrics, itl_summary, ms
 from serving.adapter.ratelimit import TokenBucket
 from serving.adapter.reflow import build_record, iso, parameters_of
 from serving.adapter.spool import Shipper, Spool
+from serving.adapter.upstream import UpstreamConnection, UpstreamError, UpstreamPool
 
 log = logging.getLogger(__name__)
 
 _SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
 _UPSTREAM_HEADERS = {"Content-Type": "application/json", "Accept-Encoding": "identity"}  # no compressed SSE
+_RAW_UPSTREAM_HEADERS = {"Content-Type": "application/json", "Accept-Encoding": "identity", "Connection": "keep-alive"}
+_HIGH_WATER = 64 << 10  # bytes queued to a slow caller before the engine connection stops being read
 _CONTENT_KEYS = (b'"content":"', b'"content": "', b'"text":"', b'"text": "')
 
 
@@ -103,6 +106,7 @@ class Adapter:
         self.metrics = AdapterMetrics()
         self.bucket = TokenBucket(config.tokens_per_minute)
         self.session: aiohttp.ClientSession | None = None
+        self.pool: UpstreamPool | None = None  # streaming requests: the lean HTTP/1.1 client (http:// only)
         self.reflow_spool: Spool | None = None
         self.metrics_spool: Spool | None = None
         self._tasks: list = []
@@ -129,6 +133,8 @@ class Adapter:
         connector = aiohttp.TCPConnector(limit=4096, keepalive_timeout=60)
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
         self.session = aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False)
+        if self.upstream.startswith("http://"):
+            self.pool = UpstreamPool(self.upstream, connect_timeout=10)
         ingest, cfg = self.config.ingest, self.config
         if ingest is None:
             return
@@ -157,6 +163,8 @@ class Adapter:
                 spool.close()
         if self.session:
             await self.session.close()
+        if self.pool:
+            self.pool.close()
 
     # ---- endpoints -------------------------------------------------------------------------------------
 
@@ -227,7 +235,10 @@ class Adapter:
         if self.reflow_spool and (reflow.sample_rate >= 1 or random.random() < reflow.sample_rate):
             ex.body = body
             ex.raw = [] if ex.stream else None
-        url = self.upstream + ("/v1/chat/completions" if chat else "/v1/completions")
+        path = "/v1/chat/completions" if chat else "/v1/completions"
+        if ex.stream and self.pool is not None:
+            return await self._proxy_stream(request, path, body, ex, caller_usage)
+        url = self.upstream + path
         try:
             upstream = await self.session.post(url, data=json.dumps(body).encode(), headers=_UPSTREAM_HEADERS)
         except (aiohttp.ClientError, OSError) as exc:
@@ -342,6 +353,140 @@ class Adapter:
             log.warning("upstream failed mid-stream: %s", exc)
         ex.e2e = clock() - ex.t0
         ex.chunks = len(gaps) + (1 if last else 0)
+        return resp
+
+    async def _proxy_stream(self, request, path: str, body: dict, ex: Exchange, caller_usage: bool):
+        """A streamed request over the lean upstream client (see upstream.py); same behaviour as the aiohttp path."""
+        try:
+            conn = await self.pool.post(path, json.dumps(body).encode(), _RAW_UPSTREAM_HEADERS)
+        except (UpstreamError, OSError, TimeoutError) as exc:
+            ex.status, ex.e2e = 502, perf_counter() - ex.t0
+            self._finish(ex)
+            return error(502, f"The model engine is unreachable: {exc}", "server_error", "upstream_unavailable")
+        try:
+            if conn.status != 200:
+                ex.status = conn.status
+                await conn.done
+                headers = {"X-Request-Id": ex.id}
+                data = b"".join(conn.body)
+                return web.Response(status=conn.status, body=data, content_type="application/json", headers=headers)
+            return await self._relay_raw(request, conn, ex, caller_usage)
+        except (UpstreamError, OSError, TimeoutError) as exc:  # reading a non-200 answer failed
+            ex.status = 502
+            log.warning("upstream failed mid-response: %s", exc)
+            return error(502, "The model engine failed mid-response.", "server_error", "upstream_failed")
+        finally:
+            conn.release()
+            if not ex.e2e:
+                ex.e2e = perf_counter() - ex.t0
+            self._finish(ex)
+
+    async def _relay_raw(self, request, conn: UpstreamConnection, ex: Exchange, caller_usage: bool):
+        """Relay the SSE body chunk by chunk from inside the upstream protocol's ``data_received``.
+
+        Each decoded read is inspected (as in ``_relay_stream``) and written to the caller's transport already
+        framed as an HTTP/1.1 chunk (the response is prepared chunked by aiohttp, whose ``write_eof`` ends it).
+        When the caller's transport buffers more than ``_HIGH_WATER`` bytes, the engine connection stops being
+        read until it drains. A caller that went away is noticed at the next write: the engine connection is
+        dropped (which aborts the generation) and the exchange counts as 499.
+        """
+        resp = web.StreamResponse(headers={**_SSE_HEADERS, "X-Request-Id": ex.id})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        await resp.write(b"")  # sends the buffered headers: from here on chunks go straight to the transport
+        transport = request.transport
+        clock, rewrite, raw, gaps, t0 = perf_counter, self._rewrite, ex.raw, ex.gaps, ex.t0
+        state = {"carry": b"", "last": 0.0, "gone": False, "paused": False}
+        loop = asyncio.get_running_loop()
+        wake: list[asyncio.Future | None] = [None]
+
+        def on_data(chunk: bytes) -> None:
+            carry = state["carry"]
+            if carry:
+                chunk, state["carry"] = carry + chunk, b""
+            if chunk[-1] != 10:  # hold back only a trailing partial line
+                cut = chunk.rfind(b"\n") + 1
+                state["carry"] = chunk[cut:]
+                if not cut:
+                    return
+                chunk = chunk[:cut]
+            now = clock()
+            with_usage = b'"usage":{' in chunk or b'"usage": {' in chunk
+            if with_usage:
+                usage, chunk = take_usage(chunk, caller_usage)
+                ex.usage = usage or ex.usage
+            last = state["last"]
+            if last:
+                if not with_usage and not chunk.startswith(b"data: [DONE]"):
+                    gaps.append(now - last)
+                    state["last"] = now
+            elif has_content(chunk):
+                ex.ttft = now - t0
+                state["last"] = now
+            if rewrite:
+                for old, new in rewrite:
+                    chunk = chunk.replace(old, new)
+            if raw is not None:
+                raw.append(chunk)
+            if chunk:
+                send(chunk)
+
+        def send(chunk: bytes) -> None:
+            if transport is None or transport.is_closing():
+                state["gone"] = True
+                conn.on_data = None
+                conn.abort()
+                waiter = wake[0]
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
+                return
+            transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+            if transport.get_write_buffer_size() > _HIGH_WATER and not state["paused"]:
+                state["paused"] = True
+                conn.pause_reading()
+                waiter = wake[0]
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
+
+        conn.on_data = on_data
+        if conn.body:  # bytes that arrived with the response head
+            for data in conn.body:
+                on_data(data)
+            conn.body.clear()
+        try:
+            while not state["gone"] and not conn.done.done():
+                if state["paused"]:
+                    await resp._payload_writer.drain()  # the caller can take more (private in aiohttp 3; pinned <4)
+                    state["paused"] = False
+                    conn.resume_reading()
+                    continue
+                wake[0] = waiter = loop.create_future()
+                try:
+                    await asyncio.wait((waiter, conn.done), return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    wake[0] = None
+            if state["gone"]:
+                raise ConnectionResetError("the caller went away")
+            conn.done.result()  # raises UpstreamError when the engine failed mid-stream
+            if state["carry"]:
+                send(state["carry"])
+                if state["gone"]:
+                    raise ConnectionResetError("the caller went away")
+            await resp.write_eof()
+        except ConnectionResetError:  # aiohttp's ClientConnectionResetError included: the caller went away
+            ex.status = 499
+            conn.abort()
+        except (UpstreamError, OSError, TimeoutError) as exc:  # the engine failed mid-stream: end the stream as is
+            ex.status = 502
+            conn.abort()
+            log.warning("upstream failed mid-stream: %s", exc)
+        except BaseException:
+            conn.abort()
+            raise
+        finally:
+            conn.on_data = None
+        ex.e2e = clock() - t0
+        ex.chunks = len(gaps) + (1 if state["last"] else 0)
         return resp
 
     def _finish(self, ex: Exchange) -> None:
