@@ -3,12 +3,15 @@
 What it does (all traffic on 127.0.0.1):
 
 1. starts the fixed-rate fake upstream (``serving.bench.fake_upstream``: TTFT 20 ms, a chunk every 5 ms, 64
-   tokens) and the adapter (``serving.adapter``) in front of it, with a throw-away config and API key;
-2. runs, in one process and **interleaved** (direct, adapter, adapter, direct, ... so machine noise falls on
-   both alike), ``ROUNDS`` rounds of each of: a low-concurrency TTFT round (concurrency 4, short answers)
-   and a concurrency-64 throughput round, first against the upstream directly, then through the adapter;
-3. reads the adapter's CPU time (``/proc/<pid>/stat`` utime+stime) around each through-adapter
-   concurrency-64 round and divides it by the SSE events it relayed;
+   tokens), the adapter (``serving.adapter``) in front of it with a throw-away config and API key, and, as a
+   yardstick, a bare TCP byte pipe in front of it too (``benchmarks.tcp_pipe``: no HTTP, no inspection,
+   the least any Python relay can cost on this machine);
+2. runs, in one process and **interleaved** (direct, adapter, pipe, pipe, adapter, direct, ... so machine
+   noise falls on all alike), ``ROUNDS`` rounds of each of: a low-concurrency TTFT round (concurrency 4,
+   short answers) and a concurrency-64 throughput round, against the upstream directly, through the adapter
+   and through the pipe;
+3. reads the adapter's (and the pipe's) CPU time (``/proc/<pid>/stat`` utime+stime) around each of its
+   concurrency-64 rounds and divides it by the SSE events it relayed;
 4. builds the demo model (``serving.demo_model --train-seconds 0``) and measures the engine
    (``serving.engine``) at concurrency 8, two engines (``--batching off`` and ``on``) side by side, rounds
    alternating, with ``ignore_eos`` so that both modes generate exactly ``max_tokens`` per request.
@@ -21,6 +24,8 @@ Output (stdout, ``name=value``; progress on stderr):
   (target ≥ 0.98);
 * ``adapter_cpu_us_per_chunk``: adapter CPU µs per relayed SSE event (target ≤ 20);
 * ``engine_batching_speedup_c8``: output tokens/s with batching on / off at concurrency 8 (target ≥ 3);
+* ``reference_pipe_added_ttft_p50_ms`` ... ``reference_pipe_cpu_us_per_chunk``: the same four figures for the
+  bare byte pipe, the floor against which the adapter's are to be read on the machine that ran them;
 * and the raw figures behind them. A part whose component is not installed yet prints ``unavailable``.
 
 Every number is measured on the run that prints it. Exit status: 0 when the benchmark ran (targets are not
@@ -55,7 +60,7 @@ ROUNDS = 6
 LOW = {"concurrency": 4, "num_requests": 32, "max_tokens": 8}  # TTFT rounds: short answers, many first tokens
 HIGH = {"concurrency": 64, "num_requests": 256, "max_tokens": 64}  # throughput rounds: 4 waves of 64
 ENGINE = {"concurrency": 8, "num_requests": 16, "max_tokens": 32, "prompt_len": 16, "ignore_eos": True}
-ENGINE_ROUNDS = 2  # per mode, alternating (off on, on off)
+ENGINE_ROUNDS = 4  # per mode, alternating (off on, on off, ...): short rounds, so several
 START_TIMEOUT_S = 30.0
 ENGINE_START_TIMEOUT_S = 180.0
 REQUEST_TIMEOUT_S = 120.0
@@ -183,43 +188,55 @@ def bench_adapter(workdir: Path, rounds: int, stack: contextlib.ExitStack) -> No
     stack.callback(adapter.stop)
     adapter.wait_listening(START_TIMEOUT_S)
     adapter_url = f"http://127.0.0.1:{adapter_port}/v1"
-    targets = {"direct": {"url": direct_url}, "adapter": {"url": adapter_url, "api_key": api_key}}
+    pipe_port = free_port()
+    pipe_args = ["-m", "benchmarks.tcp_pipe", "--port", str(pipe_port), "--upstream-port", str(upstream_port)]
+    pipe = Process("tcp_pipe", pipe_args, pipe_port, workdir)
+    stack.callback(pipe.stop)
+    pipe.wait_listening(START_TIMEOUT_S)
+    targets = {
+        "direct": {"url": direct_url},
+        "adapter": {"url": adapter_url, "api_key": api_key},
+        "pipe": {"url": f"http://127.0.0.1:{pipe_port}/v1"},
+    }
+    pids = {"adapter": adapter.proc.pid, "pipe": pipe.proc.pid}
     for kind, target in targets.items():  # warm-up: connections, imports, first-request caches
         for shape in (LOW, HIGH):
             bench(**target, model="bench", warmup=1, **shape | {"num_requests": shape["concurrency"]})
         log(f"warmed up {kind}")
 
-    ttft: dict[str, list[float]] = {"direct": [], "adapter": []}
-    tokens = {"direct": 0, "adapter": 0}
-    seconds = {"direct": 0.0, "adapter": 0.0}
-    adapter_cpu, relayed = 0.0, 0
+    ttft: dict[str, list[float]] = {kind: [] for kind in targets}
+    tokens = dict.fromkeys(targets, 0)
+    seconds = dict.fromkeys(targets, 0.0)
+    cpu = dict.fromkeys(pids, 0.0)
+    relayed = dict.fromkeys(pids, 0)
     for i in range(rounds):
-        order = ("direct", "adapter") if i % 2 == 0 else ("adapter", "direct")
+        order = tuple(targets) if i % 2 == 0 else tuple(reversed(targets))
         for kind in order:
             low = bench(**targets[kind], model="bench", **LOW)
             ttft[kind] += [r.ttft for r in low.results]
         for kind in reversed(order):
-            before = cpu_seconds(adapter.proc.pid) if kind == "adapter" else 0.0
+            before = cpu_seconds(pids[kind]) if kind in pids else 0.0
             high = bench(**targets[kind], model="bench", **HIGH)
-            if kind == "adapter":
-                adapter_cpu += cpu_seconds(adapter.proc.pid) - before
-                relayed += int(high.summary["total_events"])
+            if kind in pids:
+                cpu[kind] += cpu_seconds(pids[kind]) - before
+                relayed[kind] += int(high.summary["total_events"])
             tokens[kind] += int(high.summary["total_output_tokens"])
             seconds[kind] += high.duration
         rates = ", ".join(f"{kind} {tokens[kind] / seconds[kind]:.0f}" for kind in tokens)
         log(f"round {i + 1}/{rounds}: output tok/s at c64 so far: {rates}")
 
-    for p in (50, 99):
-        added = percentile(ttft["adapter"], p) - percentile(ttft["direct"], p)
-        emit(f"adapter_added_ttft_p{p}_ms", round(added * 1000, 3))
     throughput = {kind: tokens[kind] / seconds[kind] for kind in tokens}
-    emit("adapter_throughput_ratio_c64", round(throughput["adapter"] / throughput["direct"], 4))
-    emit("adapter_cpu_us_per_chunk", round(adapter_cpu / relayed * 1e6, 2))
-    for kind in ("direct", "adapter"):
+    for relay, prefix in (("adapter", "adapter"), ("pipe", "reference_pipe")):
+        for p in (50, 99):
+            added = percentile(ttft[relay], p) - percentile(ttft["direct"], p)
+            emit(f"{prefix}_added_ttft_p{p}_ms", round(added * 1000, 3))
+        emit(f"{prefix}_throughput_ratio_c64", round(throughput[relay] / throughput["direct"], 4))
+        emit(f"{prefix}_cpu_us_per_chunk", round(cpu[relay] / relayed[relay] * 1e6, 2))
+    for kind in targets:
         emit(f"{kind}_ttft_p50_ms_c{LOW['concurrency']}", round(percentile(ttft[kind], 50) * 1000, 3))
         emit(f"{kind}_ttft_p99_ms_c{LOW['concurrency']}", round(percentile(ttft[kind], 99) * 1000, 3))
         emit(f"{kind}_output_tok_s_c64", round(throughput[kind], 1))
-    emit("adapter_relayed_events", relayed)
+    emit("adapter_relayed_events", relayed["adapter"])
 
 
 def bench_engine(workdir: Path, stack: contextlib.ExitStack) -> None:

@@ -137,3 +137,28 @@ def test_bench_serving_helpers(tmp_path):
     config = json.loads((tmp_path / "a.json").read_text())
     assert config["api_keys"] == [{"id": 1, "digest": hashlib.sha256(b"aicp_sk_1_secret").hexdigest()}]
     assert available("serving.bench.fake_upstream") and not available("serving.no_such_module")
+
+
+def test_reference_pipe_relays_a_stream_unchanged():
+    """The yardstick of ``make bench-serving``: the bench client's figures through the byte pipe match direct."""
+    import socket
+
+    from benchmarks.tcp_pipe import serve
+
+    async def go():
+        async with running_upstream(TIMING) as url:
+            upstream_port = int(url.rsplit(":", 1)[1].split("/")[0])
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = sock.getsockname()[1]
+            pipe = asyncio.get_running_loop().create_task(serve(port, upstream_port))
+            await asyncio.sleep(0.05)  # the server is listening once the task has run a step
+            try:
+                config = BenchConfig(url=f"http://127.0.0.1:{port}/v1", concurrency=3, num_requests=6, max_tokens=100)
+                return await run_benchmark(config)
+            finally:
+                pipe.cancel()
+
+    run = asyncio.run(go())
+    assert run.summary["completed"] == 6 and run.summary["failed"] == 0
+    assert [(r.output_tokens, r.content_chunks, r.events) for r in run.results] == [(10, 10, 13)] * 6
