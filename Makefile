@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # The suite runs on PostgreSQL; pytest-django creates and drops its own test_<name> database.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/aicp
 
-.PHONY: install run test lint format bench-api bench-serving schema
+.PHONY: install run worker beat test lint format bench-api bench-serving bench-reconcile schema
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,14 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
+
+# The Celery worker and the periodic scheduler; the broker is CELERY_BROKER_URL (default: var/celery/, no server).
+worker: $(STAMP)
+	$(BIN)/celery -A controlplane worker --loglevel=INFO --concurrency=2
+
+beat: $(STAMP)
+	mkdir -p var
+	$(BIN)/celery -A controlplane beat --loglevel=INFO --schedule var/celerybeat-schedule
 
 test: $(STAMP)
 	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" $(BIN)/pytest $(PYTEST_ARGS)
@@ -36,6 +44,9 @@ schema: $(STAMP)
 
 bench-api: $(STAMP)
 	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" $(BIN)/python -m benchmarks.api
+
+bench-reconcile: $(STAMP)
+	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" $(BIN)/python -m benchmarks.reconcile
 
 bench-serving: $(STAMP)
 	$(BIN)/python -m benchmarks.serving

@@ -60,6 +60,11 @@ class ComputePool(models.Model):
     )
     node_selector = models.JSONField(default=dict, blank=True, help_text="Node labels that select the pool's nodes.")
     tolerations = models.JSONField(default=list, blank=True, help_text="Kubernetes tolerations for the pool's taints.")
+    observed_nodes = models.JSONField(
+        default=list, blank=True, editable=False,
+        help_text="The cluster's nodes matching the selector at the last inventory: name, allocatable cards, ready.",
+    )  # fmt: skip
+    inventory_at = models.DateTimeField(null=True, blank=True, editable=False, help_text="Time of the last inventory.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

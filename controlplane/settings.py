@@ -109,9 +109,73 @@ FILE_UPLOAD_HANDLERS = ["catalog.uploads.HashingSizeLimitedUploadHandler"]
 AICP_NVIDIA_RESOURCE_NAME = env.str("AICP_NVIDIA_RESOURCE_NAME", default="nvidia.com/gpu")
 AICP_ILUVATAR_RESOURCE_NAME = env.str("AICP_ILUVATAR_RESOURCE_NAME", default="iluvatar.ai/gpu")
 
+# Orchestrator (inference_jobs/orchestrator/): "kubernetes", or "none" (tasks are admitted and stored, nothing
+# is deployed). The Kubernetes API server: AICP_KUBE_API_URL (a plain URL: kubectl proxy, the test emulator),
+# else AICP_KUBECONFIG (a kubeconfig file), else the in-cluster service account.
+AICP_ORCHESTRATOR = env.str("AICP_ORCHESTRATOR", default="none")
+AICP_KUBE_API_URL = env.str("AICP_KUBE_API_URL", default="")
+AICP_KUBECONFIG = env.str("AICP_KUBECONFIG", default="")
+AICP_KUBE_TIMEOUT_S = env.float("AICP_KUBE_TIMEOUT_S", default=10.0)
+# Labels every object with aicp.io/installation=<this>: several installations can share a cluster.
+AICP_INSTALLATION = env.str("AICP_INSTALLATION", default="aicp")
+AICP_KUBE_NAMESPACE_PREFIX = env.str("AICP_KUBE_NAMESPACE_PREFIX", default="aicp")  # tenant namespaces: <prefix>-<slug>
+AICP_KUBE_GATEWAY_NAMESPACE = env.str("AICP_KUBE_GATEWAY_NAMESPACE", default="aicp-gateways")
+AICP_KUBE_GATEWAY_CLASS = env.str("AICP_KUBE_GATEWAY_CLASS", default="aicp")
+AICP_KUBE_MODEL_PVC = env.str("AICP_KUBE_MODEL_PVC", default="aicp-models")  # the storage root, mounted read-only
+AICP_SERVING_IMAGE = env.str("AICP_SERVING_IMAGE", default="aicp/serving:0.1.0")  # the adapter's image
+# Where adapters ship metric and reflow records (the control plane's ingest API, as pods reach it).
+AICP_INGEST_URL = env.str("AICP_INGEST_URL", default="http://aicp.aicp-system.svc/api/v1/ingest/")
+
 # Personal API tokens and tenant API keys record their last use at most this often (seconds), so that an
 # authenticated request is not also a write on every call.
 AICP_TOKEN_LAST_USED_RESOLUTION_S = env.int("AICP_TOKEN_LAST_USED_RESOLUTION_S", default=60)
+
+# Celery (controlplane/celery.py; `make worker`, `make beat`). The embedded default broker is kombu's filesystem
+# transport under var/celery/, no server needed; production and CI set CELERY_BROKER_URL=redis://127.0.0.1:6379/0
+# (or amqp://... for RabbitMQ). Reconciles are idempotent, so a task is acknowledged only once it has run and a
+# worker that dies mid-task leaves it to be run again.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost//")  # a host: kombu warns without
+CELERY_BROKER_TRANSPORT_OPTIONS = {}
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    # Producers write to data_folder_out and the worker reads data_folder_in: one folder on one machine.
+    # processed_folder is used only with "store_processed": True (kept off: it would grow without bound).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(VAR_DIR / "celery" / "messages"),
+        "data_folder_out": str(VAR_DIR / "celery" / "messages"),
+        "processed_folder": str(VAR_DIR / "celery" / "processed"),
+        "control_folder": str(VAR_DIR / "celery" / "control"),  # else kombu writes ./control/ in the working folder
+    }
+    for _folder in ("messages", "processed", "control"):
+        (VAR_DIR / "celery" / _folder).mkdir(parents=True, exist_ok=True)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=None)  # results are not needed
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_TIMEZONE = TIME_ZONE
+# Periodic work (`make beat`). A run that waits longer than its interval expires, so missed runs do not pile up.
+AICP_RECONCILE_SWEEP_S = env.int("AICP_RECONCILE_SWEEP_S", default=60)
+AICP_NODE_INVENTORY_S = env.int("AICP_NODE_INVENTORY_S", default=300)
+CELERY_BEAT_SCHEDULE = {
+    "reconcile-sweep": {
+        "task": "inference_jobs.tasks.reconcile_sweep",
+        "schedule": AICP_RECONCILE_SWEEP_S,
+        "options": {"expires": AICP_RECONCILE_SWEEP_S},
+    },
+    "node-inventory": {
+        "task": "compute_pools.tasks.node_inventory",
+        "schedule": AICP_NODE_INVENTORY_S,
+        "options": {"expires": AICP_NODE_INVENTORY_S},
+    },
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -18,6 +18,7 @@ from controlplane import errors
 from controlplane.locks import TASK_ADMISSION_LOCK, platform_lock
 from gateways.models import Gateway
 from gateways.services import gateway_port_allocate
+from inference_jobs import orchestrator
 from inference_jobs.admission import (
     AdmissionRequest,
     AdmissionResult,
@@ -29,6 +30,7 @@ from inference_jobs.admission import (
 from inference_jobs.choices import DesiredState, EventLevel, TaskStatus
 from inference_jobs.models import InferenceTask, TaskEvent
 from inference_jobs.selectors import pool_usage, tenant_usage
+from inference_jobs.tasks import reconcile_task
 from tenancy.audit import audit_record, audit_snapshot
 from tenancy.models import Tenant
 
@@ -87,6 +89,25 @@ def _admission_fields(fields: dict[str, Any]) -> dict[str, Any]:
 
 def _event(task: InferenceTask, reason: str, message: str, *, actor=None, level: str = EventLevel.INFO) -> None:
     TaskEvent.objects.create(task=task, reason=reason, message=message, actor=actor, level=level)
+
+
+def reconcile_after_commit(task_id: int) -> None:
+    """Ask the reconciler to converge the task once this write has committed (nothing without an orchestrator)."""
+    if not orchestrator.enabled():
+        return
+    transaction.on_commit(lambda: reconcile_task.delay(task_id))
+
+
+def reconcile_tenant_after_commit(tenant_id: int) -> None:
+    """The tenant's keys or quotas changed: every task of it re-renders (its adapter config, its namespace quota)."""
+    if not orchestrator.enabled():
+        return
+
+    def schedule() -> None:
+        for task_id in InferenceTask.objects.filter(tenant_id=tenant_id).values_list("pk", flat=True):
+            reconcile_task.delay(task_id)
+
+    transaction.on_commit(schedule)
 
 
 def _locked(task: InferenceTask) -> InferenceTask:
@@ -151,6 +172,7 @@ def task_create(*, actor, tenant: Tenant, **fields: Any) -> InferenceTask:
             actor=actor,
         )
         audit_record(actor=actor, action="task.create", obj=task, tenant=tenant, after=audit_snapshot(task))
+        reconcile_after_commit(task.pk)
     return task
 
 
@@ -158,6 +180,7 @@ def _save_spec_change(task: InferenceTask, *, actor, action: str, before: dict, 
     task.generation += 1
     task.save()
     _event(task, reason, message, actor=actor)
+    reconcile_after_commit(task.pk)
     audit_record(actor=actor, action=action, obj=task, tenant=task.tenant, before=before, after=audit_snapshot(task))
 
 

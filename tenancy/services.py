@@ -61,7 +61,15 @@ def tenant_update(*, actor: User, tenant: Tenant, **fields: Any) -> Tenant:
         audit_record(
             actor=actor, action="tenant.update", obj=tenant, tenant=tenant, before=before, after=audit_snapshot(tenant)
         )
+        _tenant_changed(tenant.pk)
     return tenant
+
+
+def _tenant_changed(tenant_id: int) -> None:
+    """Keys or quotas changed: the tenant's tasks re-render their adapter config and namespace quota."""
+    from inference_jobs.services import reconcile_tenant_after_commit
+
+    reconcile_tenant_after_commit(tenant_id)
 
 
 def tenant_delete(*, actor: User, tenant: Tenant) -> None:
@@ -258,6 +266,7 @@ def tenant_api_key_create(
             created_by=actor,
         )
         audit_record(actor=actor, action="api_key.create", obj=key, tenant=tenant, after=audit_snapshot(key))
+        _tenant_changed(tenant.pk)
     return CreatedCredential(key, issued.plaintext)
 
 
@@ -279,3 +288,5 @@ def credential_revoke(*, actor: User, credential: PersonalAPIToken | TenantAPIKe
             before=before,
             after=audit_snapshot(credential),
         )
+        if isinstance(credential, TenantAPIKey):
+            _tenant_changed(credential.tenant_id)

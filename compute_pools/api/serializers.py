@@ -44,9 +44,10 @@ class ComputePoolSerializer(ModelSerializer):
         model = ComputePool
         fields = [
             "slug", "name", "description", "accelerator_type", "capacity_compute_units", "memory_per_card_gib",
-            "node_selector", "tolerations", "used_compute_units", "free_compute_units", "created_at", "updated_at",
+            "node_selector", "tolerations", "used_compute_units", "free_compute_units", "observed_nodes",
+            "inventory_at", "created_at", "updated_at",
         ]  # fmt: skip
-        read_only_fields = ["created_at", "updated_at"]
+        read_only_fields = ["observed_nodes", "inventory_at", "created_at", "updated_at"]
         # Left out, the memory per card is the accelerator type's (see compute_pool_create).
         extra_kwargs = {"memory_per_card_gib": {"required": False}}
 

@@ -1,0 +1,1 @@
+"""The ``kubernetes`` orchestrator backend: ``render`` (pure), ``api`` (every API call), ``backend`` (converge)."""
