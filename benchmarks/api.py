@@ -87,12 +87,12 @@ class BenchDatabase:
     maintenance_url: str  # the "postgres" database, to create and drop it
 
 
-def bench_database(database_url: str) -> BenchDatabase:
+def bench_database(database_url: str, suffix: str = "bench") -> BenchDatabase:
     parts = urlsplit(database_url)
     if parts.scheme not in ("postgres", "postgresql", "pgsql"):
         raise BenchError(f"DATABASE_URL must be a PostgreSQL URL (postgres://...), not {parts.scheme or '(none)'}://")
     base = parts.path.lstrip("/") or "aicp"
-    name = f"{base}_bench"
+    name = f"{base}_{suffix}"
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", name):
         raise BenchError(f"cannot derive a safe database name from {base!r}")
     return BenchDatabase(
@@ -180,7 +180,7 @@ class World:
     gateway_slugs: list[str] = field(default_factory=list)
 
 
-def seed() -> World:
+def seed(tasks: int = SEEDED_TASKS) -> World:
     from django.contrib.auth import get_user_model
 
     from catalog.choices import ModelStatus
@@ -260,7 +260,7 @@ def seed() -> World:
     log(f"seeded {TENANTS} tenants, {POOLS} pools, {GATEWAYS} gateways in {time.perf_counter() - started:.1f}s")
 
     started = time.perf_counter()
-    for k in range(SEEDED_TASKS):
+    for k in range(tasks):
         t = k % TENANTS
         task_create(
             actor=members[t],
@@ -274,7 +274,7 @@ def seed() -> World:
             instances=1,
         )
     elapsed = time.perf_counter() - started
-    log(f"seeded {SEEDED_TASKS} tasks through task_create in {elapsed:.1f}s ({ms(elapsed / SEEDED_TASKS)} ms each)")
+    log(f"seeded {tasks} tasks through task_create in {elapsed:.1f}s ({ms(elapsed / tasks)} ms each)")
     # A newer version is out: the seeded tasks now show "update available"; the API's creates pin it.
     RuntimeImageVersion.objects.create(image=image, version="1.1.0")
     return world
