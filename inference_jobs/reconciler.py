@@ -13,11 +13,10 @@ else propagates too, and is recorded on the task once the retries are used up (`
 from __future__ import annotations
 
 import logging
-import zlib
-from contextlib import contextmanager
 
-from django.db import connection, transaction
+from django.db import transaction
 
+from controlplane.locks import try_lock
 from inference_jobs import orchestrator
 from inference_jobs.choices import DesiredState, EventLevel, TaskStatus
 from inference_jobs.models import InferenceTask, TaskEvent
@@ -28,6 +27,7 @@ from tenancy.models import Tenant
 
 log = logging.getLogger(__name__)
 
+SWEEP_LOCK = "reconcile-sweep"
 _FAILED_LEVEL = {TaskStatus.FAILED: EventLevel.ERROR}
 
 
@@ -99,44 +99,12 @@ def _finalize(task_id: int) -> None:
         task_delete_finalize(task=task)
 
 
-@contextmanager
-def _sweep_lock():
-    """One sweep at a time, without waiting: a PostgreSQL session advisory lock (a file lock on SQLite)."""
-    if connection.vendor == "postgresql":
-        key = zlib.crc32(b"aicp:reconcile-sweep")
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-            got = cursor.fetchone()[0]
-        try:
-            yield got
-        finally:
-            if got:
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
-        return
-    import fcntl
-
-    from django.conf import settings
-
-    settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
-    with open(settings.VAR_DIR / "reconcile-sweep.lock", "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def reconcile_sweep() -> dict | None:
     """Converge every task and delete orphans; None when another sweep is running (or no orchestrator)."""
     backend = orchestrator.get_backend()
     if backend is None:
         return None
-    with _sweep_lock() as got:
+    with try_lock(SWEEP_LOCK) as got:
         if not got:
             log.info("reconcile sweep skipped: another sweep is running")
             return None

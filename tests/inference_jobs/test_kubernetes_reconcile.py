@@ -417,3 +417,19 @@ def test_a_new_or_revoked_tenant_key_reaches_the_adapter_config(kube, django_cap
     with django_capture_on_commit_callbacks(execute=True):
         credential_revoke(actor=deployable.member, credential=created.credential)
     assert keys() == []
+
+
+@pytest.mark.django_db
+def test_only_one_sweep_runs_at_a_time(kube):
+    """A second sweep does not wait for the first: it skips (the lock is a PostgreSQL session advisory lock)."""
+    import psycopg
+
+    from controlplane.locks import lock_key
+
+    make_deployable("acme")
+    params = connection.get_connection_params()
+    with psycopg.connect(**{k: v for k, v in params.items() if k != "cursor_factory"}, autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", [lock_key(reconciler.SWEEP_LOCK)])  # a sweep elsewhere
+        assert reconciler.reconcile_sweep() is None
+        assert kube.writes() == 0
+    assert reconciler.reconcile_sweep() == {"tasks": 0, "errors": 0, "removed": 0, "orphans_deleted": 0}
