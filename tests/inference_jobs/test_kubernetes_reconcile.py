@@ -433,3 +433,39 @@ def test_only_one_sweep_runs_at_a_time(kube):
         assert reconciler.reconcile_sweep() is None
         assert kube.writes() == 0
     assert reconciler.reconcile_sweep() == {"tasks": 0, "errors": 0, "removed": 0, "orphans_deleted": 0}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_reconcile_sent_through_redis_runs_on_a_worker(kube, settings, monkeypatch):
+    """The whole path once with a real broker: a reconcile message through Redis, a Celery worker, the emulator."""
+    import time
+
+    import redis
+    from celery import Celery
+
+    from tests.test_celery import REDIS_URL, TIMEOUT_S, embedded_worker
+
+    for name in ("CELERY_BROKER_URL", "CELERY_BROKER_READ_URL", "CELERY_BROKER_WRITE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).flushdb()
+    except redis.exceptions.ConnectionError as exc:
+        pytest.skip(f"Redis is not reachable at {REDIS_URL} (CI starts one): {exc}")
+    deployable = make_deployable("acme")
+    settings.AICP_ORCHESTRATOR = "none"
+    task = task_create(actor=deployable.member, **deployable.task_fields())
+    settings.AICP_ORCHESTRATOR = "kubernetes"
+
+    app = Celery("aicp-reconcile-test", set_as_current=False, fixups=[])
+    app.config_from_object("django.conf:settings", namespace="CELERY")
+    app.conf.update(broker_url=REDIS_URL, broker_transport_options={}, task_always_eager=False, beat_schedule={},
+                    worker_hijack_root_logger=False)  # fmt: skip
+    with embedded_worker(app):
+        app.send_task("inference_jobs.tasks.reconcile_task", args=[task.pk])
+        recorded = InferenceTask.objects.filter(pk=task.pk, observed_generation=task.generation)
+        deadline = time.monotonic() + TIMEOUT_S
+        while not recorded.exists() and time.monotonic() < deadline:  # the worker records after converging
+            time.sleep(0.1)
+    assert kube.get("deployments", "aicp-acme", f"task-{task.pk}") is not None
+    task.refresh_from_db()
+    assert task.status == TaskStatus.DEPLOYING and task.observed_generation == task.generation
