@@ -98,6 +98,62 @@ class Exchange:
     unary: dict | None = None  # parsed non-streaming response, for reflow
 
 
+class StreamInspector:
+    """Looks at an SSE body as it is relayed, read by read, for one exchange (both relay paths use it).
+
+    ``feed(chunk)`` returns the bytes to send on now: the read cut after its last newline (a partial line is
+    held back until the next read completes it), with usage-only events dropped unless the caller asked for
+    them and the served model name written back. On the way it records TTFT (the first event with content),
+    the gaps between later events (ITL), the usage, and, when the exchange is captured for reflow, the bytes.
+    ``rest()`` is what was held back when the body ends.
+    """
+
+    __slots__ = ("caller_usage", "carry", "clock", "ex", "gaps", "last", "raw", "rewrite")
+
+    def __init__(self, ex: Exchange, caller_usage: bool, rewrite):
+        self.ex, self.caller_usage, self.rewrite = ex, caller_usage, rewrite
+        self.raw, self.gaps, self.clock = ex.raw, ex.gaps, perf_counter
+        self.carry = b""
+        self.last = 0.0
+
+    def feed(self, chunk: bytes) -> bytes:
+        if self.carry:
+            chunk, self.carry = self.carry + chunk, b""
+        if chunk[-1] != 10:  # hold back only a trailing partial line
+            cut = chunk.rfind(b"\n") + 1
+            self.carry = chunk[cut:]
+            if not cut:
+                return b""
+            chunk = chunk[:cut]
+        now = self.clock()
+        with_usage = b'"usage":{' in chunk or b'"usage": {' in chunk
+        if with_usage:
+            usage, chunk = take_usage(chunk, self.caller_usage)
+            self.ex.usage = usage or self.ex.usage
+        if self.last:
+            if not with_usage and not chunk.startswith(b"data: [DONE]"):
+                self.gaps.append(now - self.last)
+                self.last = now
+        elif has_content(chunk):
+            self.ex.ttft = now - self.ex.t0
+            self.last = now
+        if self.rewrite:
+            for old, new in self.rewrite:
+                chunk = chunk.replace(old, new)
+        if self.raw is not None:
+            self.raw.append(chunk)
+        return chunk
+
+    def rest(self) -> bytes:
+        carry, self.carry = self.carry, b""
+        return carry
+
+    def finish(self) -> None:
+        """The exchange's end-to-end time and content-chunk count, once the body is done (or broken off)."""
+        self.ex.e2e = self.clock() - self.ex.t0
+        self.ex.chunks = len(self.gaps) + (1 if self.last else 0)
+
+
 class Adapter:
     def __init__(self, config: AdapterConfig, upstream: str):
         self.config = config
@@ -308,41 +364,17 @@ class Adapter:
     async def _relay_stream(self, request, upstream, ex: Exchange, caller_usage: bool) -> web.StreamResponse:
         resp = web.StreamResponse(headers={**_SSE_HEADERS, "X-Request-Id": ex.id})
         await resp.prepare(request)
-        write, clock, rewrite, raw, gaps = resp.write, perf_counter, self._rewrite, ex.raw, ex.gaps
-        carry = b""
-        last = 0.0
+        inspector = StreamInspector(ex, caller_usage, self._rewrite)
+        feed, write = inspector.feed, resp.write
         read = upstream.content.readany
         try:
             while chunk := await read():
-                if carry:
-                    chunk, carry = carry + chunk, b""
-                if chunk[-1] != 10:  # hold back only a trailing partial line
-                    cut = chunk.rfind(b"\n") + 1
-                    carry = chunk[cut:]
-                    if not cut:
-                        continue
-                    chunk = chunk[:cut]
-                now = clock()
-                with_usage = b'"usage":{' in chunk or b'"usage": {' in chunk
-                if with_usage:
-                    usage, chunk = take_usage(chunk, caller_usage)
-                    ex.usage = usage or ex.usage
-                if last:
-                    if not with_usage and not chunk.startswith(b"data: [DONE]"):
-                        gaps.append(now - last)
-                        last = now
-                elif has_content(chunk):
-                    ex.ttft = now - ex.t0
-                    last = now
-                if rewrite:
-                    for old, new in rewrite:
-                        chunk = chunk.replace(old, new)
-                if raw is not None:
-                    raw.append(chunk)
+                chunk = feed(chunk)
                 if chunk:
                     await write(chunk)
-            if carry:
-                await write(carry)
+            rest = inspector.rest()
+            if rest:
+                await write(rest)
             await resp.write_eof()
         except ConnectionResetError:  # aiohttp's ClientConnectionResetError included: the caller went away
             ex.status = 499
@@ -351,8 +383,7 @@ class Adapter:
             ex.status = 502
             upstream.close()
             log.warning("upstream failed mid-stream: %s", exc)
-        ex.e2e = clock() - ex.t0
-        ex.chunks = len(gaps) + (1 if last else 0)
+        inspector.finish()
         return resp
 
     async def _proxy_stream(self, request, path: str, body: dict, ex: Exchange, caller_usage: bool):
@@ -395,39 +426,14 @@ class Adapter:
         await resp.prepare(request)
         await resp.write(b"")  # sends the buffered headers: from here on chunks go straight to the transport
         transport = request.transport
-        clock, rewrite, raw, gaps, t0 = perf_counter, self._rewrite, ex.raw, ex.gaps, ex.t0
-        state = {"carry": b"", "last": 0.0, "gone": False, "paused": False}
+        inspector = StreamInspector(ex, caller_usage, self._rewrite)
+        feed = inspector.feed
+        state = {"gone": False, "paused": False}
         loop = asyncio.get_running_loop()
         wake: list[asyncio.Future | None] = [None]
 
         def on_data(chunk: bytes) -> None:
-            carry = state["carry"]
-            if carry:
-                chunk, state["carry"] = carry + chunk, b""
-            if chunk[-1] != 10:  # hold back only a trailing partial line
-                cut = chunk.rfind(b"\n") + 1
-                state["carry"] = chunk[cut:]
-                if not cut:
-                    return
-                chunk = chunk[:cut]
-            now = clock()
-            with_usage = b'"usage":{' in chunk or b'"usage": {' in chunk
-            if with_usage:
-                usage, chunk = take_usage(chunk, caller_usage)
-                ex.usage = usage or ex.usage
-            last = state["last"]
-            if last:
-                if not with_usage and not chunk.startswith(b"data: [DONE]"):
-                    gaps.append(now - last)
-                    state["last"] = now
-            elif has_content(chunk):
-                ex.ttft = now - t0
-                state["last"] = now
-            if rewrite:
-                for old, new in rewrite:
-                    chunk = chunk.replace(old, new)
-            if raw is not None:
-                raw.append(chunk)
+            chunk = feed(chunk)
             if chunk:
                 send(chunk)
 
@@ -468,8 +474,9 @@ class Adapter:
             if state["gone"]:
                 raise ConnectionResetError("the caller went away")
             conn.done.result()  # raises UpstreamError when the engine failed mid-stream
-            if state["carry"]:
-                send(state["carry"])
+            rest = inspector.rest()
+            if rest:
+                send(rest)
                 if state["gone"]:
                     raise ConnectionResetError("the caller went away")
             await resp.write_eof()
@@ -485,8 +492,7 @@ class Adapter:
             raise
         finally:
             conn.on_data = None
-        ex.e2e = clock() - t0
-        ex.chunks = len(gaps) + (1 if state["last"] else 0)
+        inspector.finish()
         return resp
 
     def _finish(self, ex: Exchange) -> None:
