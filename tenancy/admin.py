@@ -91,7 +91,7 @@ class MembershipAdmin(ServiceAdmin):
         services.membership_delete(actor=actor, membership=obj)
 
 
-class CredentialAdmin(admin.ModelAdmin):
+class CredentialAdmin(ReadOnlyAdmin):
     """Credentials are issued through the API, which shows the secret once; here they are listed and
     revoked. The digest is never shown."""
 
@@ -101,15 +101,6 @@ class CredentialAdmin(admin.ModelAdmin):
     list_filter = ("revoked_at",)
     search_fields = ("key_id", "name")
     actions = ("revoke",)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.action(description="Revoke the selected credentials")
     def revoke(self, request, queryset) -> None:
