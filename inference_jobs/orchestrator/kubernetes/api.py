@@ -101,15 +101,13 @@ class KubeAPI:
         self.client = api_client
         self.timeout = (min(timeout_s, 5.0), timeout_s)
         self._apis: dict[str, object] = {}
-        self.calls = 0  # requests sent, for benchmarks and tests
-        self.writes = 0
 
     def _api(self, name: str):
         if name not in self._apis:
             self._apis[name] = getattr(k8s, name)(self.client)
         return self._apis[name]
 
-    def _call(self, kind: Kind, verb: str, *, name=None, namespace=None, body=None, write=False, **extra):
+    def _call(self, kind: Kind, verb: str, *, name=None, namespace=None, body=None, **extra):
         """``verb`` in read/create/patch/delete/list; returns the parsed JSON body, or None for a 404 read/delete."""
         api = self._api(kind.api)
         kwargs = {"_preload_content": False, "_request_timeout": self.timeout, **extra}
@@ -139,9 +137,7 @@ class KubeAPI:
             args.append(namespace)
         if body is not None:
             args.append(body)
-        self.calls += 1
-        if write:
-            self.writes += 1
+        write = verb not in ("read", "list")
         try:
             response = getattr(api, method)(*args, **kwargs)
         except ApiException as exc:
@@ -163,17 +159,15 @@ class KubeAPI:
 
     def create(self, obj: dict) -> dict:
         meta = obj["metadata"]
-        return self._call(KINDS[obj["kind"]], "create", namespace=meta.get("namespace"), body=obj, write=True)
+        return self._call(KINDS[obj["kind"]], "create", namespace=meta.get("namespace"), body=obj)
 
     def patch(self, kind: str, name: str, namespace: str | None, body: dict) -> dict:
         """A JSON merge patch; with ``metadata.resourceVersion`` in ``body`` it fails (409) if the object changed."""
-        return self._call(
-            KINDS[kind], "patch", name=name, namespace=namespace, body=body, write=True, _content_type=MERGE_PATCH
-        )
+        return self._call(KINDS[kind], "patch", name=name, namespace=namespace, body=body, _content_type=MERGE_PATCH)
 
-    def delete(self, kind: str, name: str, namespace: str | None = None) -> bool:
-        """Delete (foreground for Deployments' pods is left to the cluster); False when it was already gone."""
-        return self._call(KINDS[kind], "delete", name=name, namespace=namespace, write=True) is not None
+    def delete(self, kind: str, name: str, namespace: str | None = None) -> dict | None:
+        """Delete; the API server's answer (a Status, or the object while finalizers run), None if already gone."""
+        return self._call(KINDS[kind], "delete", name=name, namespace=namespace)
 
 
 @cache

@@ -89,6 +89,7 @@ class ClusterView:
         self.indexed = False
         self.objects: dict[tuple[str, str, str], dict | None] = {}
         self.pods_by_task: dict[str, list[dict]] = defaultdict(list)
+        self.tenants_done: set[str] = set()  # tenants whose namespace objects were converged in this pass
 
     def prefetch(self) -> None:
         """List every kind we manage once, for the whole installation."""
@@ -207,9 +208,10 @@ class KubernetesBackend:
     def apply(self, spec: TaskSpec, view: ClusterView | None = None) -> Observation:
         """Converge one task (and its tenant's namespace objects); return what its pods are doing."""
         view = view or ClusterView(self.api, self.cluster)
-        self.ensure_tenant(spec.tenant, view)
-        objects = render.render_task(spec, self.cluster)
-        for obj in objects:
+        if spec.tenant.slug not in view.tenants_done:
+            self.ensure_tenant(spec.tenant, view)
+            view.tenants_done.add(spec.tenant.slug)
+        for obj in render.render_task(spec, self.cluster):
             self.ensure(obj, view)
         if spec.port is not None:
             self.ensure_listener(spec, view)
@@ -218,23 +220,20 @@ class KubernetesBackend:
         return observe(spec, deployment, view.pods(spec, namespace))
 
     def remove(self, spec: TaskSpec, view: ClusterView | None = None) -> bool:
-        """Delete the task's objects and its listener; True once nothing of it is left."""
+        """Delete the task's objects and its listener; True once nothing of it is left, False while the cluster
+        still finalises one (its DELETE answered the object with a ``deletionTimestamp``): look again later."""
         view = view or ClusterView(self.api, self.cluster)
         namespace = render.namespace_name(spec.tenant.slug, self.cluster)
-        names = {"Secret": render.secret_name(spec.id)}
         gone = True
-        for kind in ("HTTPRoute", "Service", "Deployment", "Secret"):
-            name = names.get(kind, render.task_object_name(spec.id))
-            if view.get(kind, name, namespace) is not None:
-                self.api.delete(kind, name, namespace)
-                view.put(None, (kind, namespace, name))
+        for kind, name in render.task_object_names(spec.id):
+            if view.indexed and view.get(kind, name, namespace) is None:
+                continue  # the sweep's listing says it is not there
+            answer = self.api.delete(kind, name, namespace)
+            view.put(None, (kind, namespace, name))
+            if answer and (answer.get("metadata") or {}).get("deletionTimestamp"):
+                gone = False
         if spec.gateway:
             self.remove_listeners(spec.gateway, {render.task_object_name(spec.id)}, view)
-        if not view.indexed:  # confirm: a real cluster may still be finalising (Deployments with foreground GC)
-            fresh = ClusterView(self.api, self.cluster)
-            for kind in ("HTTPRoute", "Service", "Deployment", "Secret"):
-                name = names.get(kind, render.task_object_name(spec.id))
-                gone = gone and fresh.get(kind, name, namespace) is None
         return gone
 
     # ---- everything ---------------------------------------------------------------------------------------
@@ -244,23 +243,12 @@ class KubernetesBackend:
         view = ClusterView(self.api, self.cluster)
         view.prefetch()
         result = SweepResult()
-        tenants_done: set[str] = set()
         for spec in specs:
             try:
-                if spec.deleting:
-                    if self.remove(spec, view):
-                        result.removed.add(spec.id)
-                    continue
-                if spec.tenant.slug not in tenants_done:
-                    self.ensure_tenant(spec.tenant, view)
-                    tenants_done.add(spec.tenant.slug)
-                for obj in render.render_task(spec, self.cluster):
-                    self.ensure(obj, view)
-                if spec.port is not None:
-                    self.ensure_listener(spec, view)
-                namespace = render.namespace_name(spec.tenant.slug, self.cluster)
-                deployment = view.get("Deployment", render.task_object_name(spec.id), namespace)
-                result.observations[spec.id] = observe(spec, deployment, view.pods(spec, namespace))
+                if not spec.deleting:
+                    result.observations[spec.id] = self.apply(spec, view)
+                elif self.remove(spec, view):
+                    result.removed.add(spec.id)
             except KubeError as exc:
                 result.errors[spec.id] = exc
         result.orphans_deleted = self._delete_orphans({spec.id for spec in specs}, tenant_slugs, view)

@@ -71,6 +71,12 @@ def secret_name(task_id: int) -> str:
     return f"task-{task_id}-adapter"
 
 
+def task_object_names(task_id: int) -> list[tuple[str, str]]:
+    """(kind, name) of every namespaced object of a task, in deletion order (the route first)."""
+    name = task_object_name(task_id)
+    return [("HTTPRoute", name), ("Service", name), ("Deployment", name), ("Secret", secret_name(task_id))]
+
+
 # ---- helpers ----------------------------------------------------------------------------------------------
 
 
