@@ -253,7 +253,8 @@ def test_concurrent_reconciles_on_one_gateway_keep_every_listener(kube, settings
     tasks = [task_create(actor=deployable.member, **deployable.task_fields(name=f"t{i}")) for i in range(6)]
     settings.AICP_ORCHESTRATOR = "kubernetes"
     reconciler.reconcile_task(tasks[0].pk)  # the namespace and the Gateway exist; now race on the listeners
-    kube.inject(verb="get", plural="gateways", status=0, delay=0.05, times=-1)  # widen the read-modify-write gap
+    # Widen the read-modify-write gap: each patch of the Gateway waits before it applies, so others read meanwhile.
+    kube.inject(verb="patch", plural="gateways", status=0, delay=0.2, times=-1)
     barrier = threading.Barrier(len(tasks) - 1)
     errors = []
 
@@ -271,7 +272,7 @@ def test_concurrent_reconciles_on_one_gateway_keep_every_listener(kube, settings
         thread.start()
     for thread in threads:
         thread.join(60)
-    assert errors == []
+    assert errors == [], errors
     expected = {f"task-{task.pk}": GatewayPort.objects.get(task=task).port for task in tasks}
     assert listeners(kube, deployable.gateway.slug) == expected
     conflicts = [r for r in kube.requests if r.plural == "gateways" and r.status == 409]
@@ -441,7 +442,7 @@ def test_a_reconcile_sent_through_redis_runs_on_a_worker(kube, settings, monkeyp
     import time
 
     import redis
-    from celery import Celery
+    from celery import Celery, signals
 
     from tests.test_celery import REDIS_URL, TIMEOUT_S, embedded_worker
 
@@ -460,12 +461,18 @@ def test_a_reconcile_sent_through_redis_runs_on_a_worker(kube, settings, monkeyp
     app.config_from_object("django.conf:settings", namespace="CELERY")
     app.conf.update(broker_url=REDIS_URL, broker_transport_options={}, task_always_eager=False, beat_schedule={},
                     worker_hijack_root_logger=False)  # fmt: skip
+
+    def close_worker_connection(**kwargs):  # the worker thread's database connection, or the test db stays in use
+        connection.close()
+
+    signals.task_postrun.connect(close_worker_connection, weak=False)
     with embedded_worker(app):
         app.send_task("inference_jobs.tasks.reconcile_task", args=[task.pk])
         recorded = InferenceTask.objects.filter(pk=task.pk, observed_generation=task.generation)
         deadline = time.monotonic() + TIMEOUT_S
         while not recorded.exists() and time.monotonic() < deadline:  # the worker records after converging
             time.sleep(0.1)
+    signals.task_postrun.disconnect(close_worker_connection)
     assert kube.get("deployments", "aicp-acme", f"task-{task.pk}") is not None
     task.refresh_from_db()
     assert task.status == TaskStatus.DEPLOYING and task.observed_generation == task.generation
