@@ -27,7 +27,7 @@ Format (keys not listed are rejected, so a typo fails loudly at startup instead 
       "ingest": {                          # optional, but required when reflow is enabled
         "url": "http://control-plane/api/v1/ingest/",   # batches go to <url>reflow/ and <url>metrics/
         "token": "...",                    # sent as Authorization: Bearer <token>
-        "batch_size": 200,                 # records per POST
+        "batch_size": 200,                 # records per POST: 1..1000 (ingest refuses larger batches)
         "interval_s": 2.0,                 # how often the shipper looks for new records
         "max_backoff_s": 30.0              # cap of the exponential retry delay while ingest is down
       }
@@ -49,6 +49,7 @@ SAMPLING_RANGES = {
     "top_p": (0.0, 1.0, False),
     "repetition_penalty": (1.0, 2.0, True),
 }
+MAX_INGEST_BATCH = 1000  # records per POST the control plane's ingest endpoint accepts (it answers 413 above)
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 _TOP_KEYS = {
     "task_id",
@@ -279,8 +280,8 @@ def _ingest(raw: Any, p: list[str]) -> IngestConfig | None:
     if not isinstance(token, str) or not token:
         p.append("ingest.token: required (a non-empty string)")
     batch = raw.get("batch_size", 200)
-    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
-        p.append(f"ingest.batch_size: must be a positive integer, got {batch!r}")
+    if not isinstance(batch, int) or isinstance(batch, bool) or not 1 <= batch <= MAX_INGEST_BATCH:
+        p.append(f"ingest.batch_size: must be an integer in [1, {MAX_INGEST_BATCH}], got {batch!r}")
         batch = 200
     numbers = {}
     for key, default in (("interval_s", 2.0), ("max_backoff_s", 30.0)):

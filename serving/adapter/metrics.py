@@ -16,15 +16,25 @@ only the E2E histogram.
 The metric record (one per request, JSON)::
 
     {"id": "<uuid4 hex>", "task_id": 7, "tenant_id": 3, "api_key_id": 12, "started_at": "<ISO 8601 UTC>",
-     "ttft_ms": 85.1, "tpot_ms": 12.3, "e2e_ms": 1321.0, "itl_p50_ms": 12.0, "itl_max_ms": 40.2,
-     "chunks": 101, "input_tokens": 25, "output_tokens": 100, "status": 200, "stream": true}
+     "ttft_ms": 85.1, "tpot_ms": 12.3, "e2e_ms": 1321.0, "chunks": 101, "input_tokens": 25,
+     "output_tokens": 100, "status": 200, "stream": true,
+     "itl_p50_ms": 12.0, "itl_max_ms": 40.2, "itl_hist": {"124": 30, "125": 41, "126": 28, "185": 1}}
 
-ITL is summarised as p50 and max (plus the chunk count) to keep records small; the full distribution is in
-the Prometheus histogram.
+ITL is summarised per request as p50, max and ``itl_hist``, a sparse log-scale histogram of the request's
+chunk gaps in milliseconds: bin index (a string; may be negative) → count, with only non-empty bins present
+(its counts sum to ``chunks - 1``). The bin scheme is a wire contract with the control plane, which merges
+the histograms of many requests into percentiles; see ``itl_bin``. ``itl_p50_ms``/``itl_max_ms``/``itl_hist``
+are null for non-streaming requests and when there was no gap (fewer than two content chunks).
+
+The request path only queues the raw gaps (seconds) with the record; ``metric_record`` turns them into the
+ITL fields in the metric spool's writer thread, so sorting and logarithms cost the request nothing. The raw
+gaps are not shipped. The whole distribution over all requests is also in the Prometheus histogram.
 """
 
 from __future__ import annotations
 
+import collections
+import math
 from bisect import bisect_left
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -34,6 +44,11 @@ from prometheus_client.utils import floatToGoString
 _LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 _PER_TOKEN = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5)
 _E2E = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
+# The ITL histogram's bins (a wire contract with the control plane: see itl_bin).
+ITL_HIST_ALPHA = 0.01
+ITL_HIST_GAMMA = (1 + ITL_HIST_ALPHA) / (1 - ITL_HIST_ALPHA)
+ITL_HIST_MIN_MS = 0.001
+_LOG_GAMMA = math.log(ITL_HIST_GAMMA)
 
 
 class AdapterMetrics:
@@ -53,6 +68,8 @@ class AdapterMetrics:
         self.rejected = Counter("aicp_adapter_rejected", "Requests refused before the engine", ["reason"], registry=r)
         self.spool_dropped = Counter("aicp_adapter_spool_dropped", "Records dropped on a full spool queue",
                                      ["spool"], registry=r)  # fmt: skip
+        self.ingest_rejected = Counter("aicp_adapter_ingest_rejected", "Records ingest refused as malformed (422)",
+                                       ["spool"], registry=r)  # fmt: skip
 
     def observe(self, status: int, stream: bool, ttft: float | None, e2e: float, gaps: list[float] | None,
                 input_tokens: int, output_tokens: int) -> float | None:  # fmt: skip
@@ -108,6 +125,38 @@ def itl_summary(gaps: list[float] | None) -> tuple[float | None, float | None]:
         return None, None
     ordered = sorted(gaps)
     return round(ordered[len(ordered) // 2] * 1000, 3), round(ordered[-1] * 1000, 3)
+
+
+def itl_bin(ms: float) -> int:
+    """The ITL histogram bin of a gap of ``ms`` milliseconds (wire contract with the control plane).
+
+    ``ALPHA = 0.01``, ``GAMMA = (1 + ALPHA) / (1 - ALPHA)``; ``ms`` is clamped to at least 0.001, and its bin is
+    ``math.ceil(math.log(ms) / math.log(GAMMA))`` (negative below 1 ms). Bin i covers (GAMMA**(i-1), GAMMA**i] ms;
+    its representative value, ``itl_bin_value(i)``, is within ALPHA (1 %) of every value in the bin.
+    """
+    return math.ceil(math.log(max(ms, ITL_HIST_MIN_MS)) / _LOG_GAMMA)
+
+
+def itl_bin_value(index: int) -> float:
+    """The representative value of ITL histogram bin ``index``, in ms: ``2 * GAMMA**index / (GAMMA + 1)``."""
+    return 2 * ITL_HIST_GAMMA**index / (ITL_HIST_GAMMA + 1)
+
+
+def itl_histogram(gaps: list[float] | None) -> dict[str, int] | None:
+    """The sparse ITL histogram of one request's gaps (given in *seconds*): {"<bin>": count}, or None if no gaps."""
+    if not gaps:
+        return None
+    tally = collections.Counter(itl_bin(gap * 1000) for gap in gaps)
+    return {str(index): tally[index] for index in sorted(tally)}
+
+
+def metric_record(item: dict) -> dict:
+    """The metric spool's transform (runs in its writer thread): replaces the raw ``gaps`` (seconds, or None)
+    that ``Adapter._finish`` queued with ``itl_p50_ms``, ``itl_max_ms`` and ``itl_hist``."""
+    gaps = item.pop("gaps")
+    item["itl_p50_ms"], item["itl_max_ms"] = itl_summary(gaps)
+    item["itl_hist"] = itl_histogram(gaps)
+    return item
 
 
 def ms(seconds: float | None) -> float | None:

@@ -24,7 +24,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from serving.adapter.config import AdapterConfig
-from serving.adapter.metrics import AdapterMetrics, itl_summary, ms
+from serving.adapter.metrics import AdapterMetrics, metric_record, ms
 from serving.adapter.ratelimit import TokenBucket
 from serving.adapter.reflow import build_record, iso, parameters_of
 from serving.adapter.spool import Shipper, Spool
@@ -194,9 +194,11 @@ class Adapter:
         ingest, cfg = self.config.ingest, self.config
         if ingest is None:
             return
-        dropped = self.metrics.spool_dropped
-        self.metrics_spool = Spool(f"{cfg.reflow.spool_dir}/metrics", on_drop=dropped.labels("metrics").inc)
-        spools = [(self.metrics_spool, "metrics/")]
+        dropped, rejected = self.metrics.spool_dropped, self.metrics.ingest_rejected
+        self.metrics_spool = Spool(
+            f"{cfg.reflow.spool_dir}/metrics", transform=metric_record, on_drop=dropped.labels("metrics").inc
+        )
+        spools = [(self.metrics_spool, "metrics")]
         if cfg.reflow.enabled:
             redact_on = cfg.reflow.redact
             self.reflow_spool = Spool(
@@ -204,11 +206,11 @@ class Adapter:
                 transform=lambda i: build_record(i, redact_on),
                 on_drop=dropped.labels("reflow").inc,
             )
-            spools.append((self.reflow_spool, "reflow/"))
-        for spool, path in spools:
-            shipper = Shipper(spool, ingest.url + path, ingest.token, cfg.task_id, self.session,
+            spools.append((self.reflow_spool, "reflow"))
+        for spool, kind in spools:
+            shipper = Shipper(spool, f"{ingest.url}{kind}/", ingest.token, cfg.task_id, self.session,
                               batch_size=ingest.batch_size, interval_s=ingest.interval_s,
-                              max_backoff_s=ingest.max_backoff_s)  # fmt: skip
+                              max_backoff_s=ingest.max_backoff_s, on_rejected=rejected.labels(kind).inc)  # fmt: skip
             self._tasks.append(asyncio.get_running_loop().create_task(shipper.run()))
 
     async def _stop(self, app: web.Application) -> None:
@@ -496,7 +498,13 @@ class Adapter:
         return resp
 
     def _finish(self, ex: Exchange) -> None:
-        """Account tokens, observe metrics and queue the metric and reflow records (never blocks)."""
+        """Account tokens, observe metrics and queue the metric and reflow items (never blocks).
+
+        What is queued belongs to the spool's writer thread from then on: lists the stream inspector appends to
+        (gaps, raw) are queued as copies (a pointer copy, cheaper than the sort it replaces), so nothing the
+        request path still holds can change under the writer. The ITL fields of the metric record are computed
+        there, from the raw gaps (``metrics.metric_record``).
+        """
         usage = ex.usage or {}
         input_tokens = usage.get("prompt_tokens") or 0
         output_tokens = usage.get("completion_tokens")
@@ -508,12 +516,11 @@ class Adapter:
         cfg = self.config
         record_id = ex.id
         if self.metrics_spool:
-            p50, worst = itl_summary(gaps)
             self.metrics_spool.put({
                 "id": record_id, "task_id": cfg.task_id, "tenant_id": cfg.tenant_id, "api_key_id": ex.key_id,
                 "started_at": iso(ex.started_at), "ttft_ms": ms(ex.ttft), "tpot_ms": ms(tpot), "e2e_ms": ms(ex.e2e),
-                "itl_p50_ms": p50, "itl_max_ms": worst, "chunks": ex.chunks, "input_tokens": input_tokens,
-                "output_tokens": output_tokens, "status": ex.status, "stream": ex.stream,
+                "chunks": ex.chunks, "input_tokens": input_tokens, "output_tokens": output_tokens, "status": ex.status,
+                "stream": ex.stream, "gaps": gaps[:] if gaps else None,  # seconds, see metric_record
             })  # fmt: skip
         if ex.body is not None and self.reflow_spool and ex.status == 200:
             body = ex.body
@@ -521,7 +528,7 @@ class Adapter:
                 "id": record_id, "task_id": cfg.task_id, "tenant_id": cfg.tenant_id, "api_key_id": ex.key_id,
                 "endpoint": "chat" if ex.chat else "completions", "chat": ex.chat,
                 "messages": body.get("messages") if ex.chat else body.get("prompt"),
-                "parameters": parameters_of(body), "raw": ex.raw, "unary": ex.unary,
+                "parameters": parameters_of(body), "raw": None if ex.raw is None else ex.raw[:], "unary": ex.unary,
                 "input_tokens": input_tokens, "output_tokens": output_tokens, "ttft_ms": ms(ex.ttft),
                 "tpot_ms": ms(tpot), "status": ex.status, "runtime_image_version": cfg.runtime_image_version,
                 "started_at": ex.started_at, "finished_at": ex.started_at + ex.e2e,

@@ -9,11 +9,22 @@ Layout of a spool directory::
   queue, turns items into records (``transform``: e.g. extract the streamed text, redact), and appends them
   to the active segment. The segment rotates by size or age; a restart always starts a new segment.
 * ``Shipper`` (an asyncio task) reads complete lines after the committed offset, POSTs them as
-  ``{"task_id": .., "records": [..]}`` with ``Authorization: Bearer <token>`` and, on a 2xx answer, commits
-  the new offset (write-then-rename, so a crash leaves the old or the new offset, never a torn one). A crash
-  between the POST and the commit resends that batch: delivery is at least once, and every record carries an
-  ``id`` so the receiver deduplicates. Any non-2xx answer or connection error is retried with exponential
-  backoff (capped); records keep spooling meanwhile, bounded only by the disk.
+  ``{"task_id": .., "records": [..]}`` with ``Authorization: Bearer <token>`` and, once the batch is
+  delivered, commits the new offset (write-then-rename, so a crash leaves the old or the new offset, never a
+  torn one). A crash between the POST and the commit resends that batch: delivery is at least once, and every
+  record carries an ``id`` so the receiver deduplicates. The answers:
+
+  - any 2xx: the whole batch is delivered.
+  - 422 with a JSON body ``{"code": "ingest_records_rejected", "rejected": [{"index": 3, "id": "..",
+    "errors": {..}}, ..]}``: the receiver stored the valid records and refused the malformed ones, which no
+    resend can fix. The batch counts as delivered (the offset is committed), one warning names how many were
+    refused and the first one's errors, and ``on_rejected(count)`` is called
+    (``aicp_adapter_ingest_rejected_total{spool}``).
+  - 413: the batch holds more records than the receiver accepts (it takes at most 1000). The batch size is
+    halved (from the size of the refused batch) and the smaller batch is sent at once, without backing off;
+    the smaller size is kept. A 413 for a single record is retried like any other failure.
+  - anything else (another 422 included) or a connection error: retried with exponential backoff (capped);
+    records keep spooling meanwhile, bounded only by the disk.
 * A segment that is no longer active and fully acknowledged is deleted. A torn last line (the process was
   killed mid-write) of an inactive segment is skipped; such a record was never acknowledged to anyone.
 """
@@ -130,11 +141,14 @@ class Shipper:
     """Sends a spool's records to ``url`` in batches, forever; see the module docstring for the contract."""
 
     def __init__(self, spool: Spool, url: str, token: str, task_id: int, session: aiohttp.ClientSession, *,
-                 batch_size: int = 200, interval_s: float = 2.0, max_backoff_s: float = 30.0):  # fmt: skip
+                 batch_size: int = 200, interval_s: float = 2.0, max_backoff_s: float = 30.0,
+                 on_rejected: Callable[[int], Any] | None = None):  # fmt: skip
         self.spool, self.url, self.task_id, self.session = spool, url, task_id, session
         self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-        self.batch_size, self.interval_s, self.max_backoff_s = batch_size, interval_s, max_backoff_s
-        self.shipped = 0
+        self.batch_size, self.interval_s, self.max_backoff_s = max(1, batch_size), interval_s, max_backoff_s
+        self.shipped = 0  # records the receiver stored
+        self.rejected = 0  # records it refused as malformed (422 ingest_records_rejected), never resent
+        self._on_rejected = on_rejected
 
     async def run(self) -> None:
         failures = 0
@@ -160,9 +174,18 @@ class Shipper:
             offset = _read_offset(offset_path)
             lines, end, size = await asyncio.to_thread(_read_lines, path, offset, self.batch_size)
             if lines:
-                await self._post(lines)
+                try:
+                    rejected = await self._post(lines)
+                except aiohttp.ClientResponseError as exc:
+                    if exc.status != 413 or len(lines) == 1:
+                        raise
+                    self.batch_size = len(lines) // 2  # len(lines) <= batch_size: at least halved, never below 1
+                    log.warning("ingest %s: a batch of %d records is too large (413); sending %d at a time",
+                                self.url, len(lines), self.batch_size)  # fmt: skip
+                    return True  # progress of a kind: send the smaller batch now, without backing off
                 await asyncio.to_thread(_write_offset, offset_path, end)
-                self.shipped += len(lines)
+                self.shipped += len(lines) - rejected
+                self.rejected += rejected
                 return True
             if not active:
                 if end < size:
@@ -170,13 +193,41 @@ class Shipper:
                 await asyncio.to_thread(_delete, path, offset_path)
         return False
 
-    async def _post(self, lines: list[bytes]) -> None:
+    async def _post(self, lines: list[bytes]) -> int:
+        """POST one batch; returns how many of its records the receiver refused as malformed (the rest are stored).
+
+        Raises ``aiohttp.ClientResponseError`` when the batch was not delivered (the caller retries it).
+        """
         body = b'{"task_id":%d,"records":[%b]}' % (self.task_id, b",".join(lines))
         timeout = aiohttp.ClientTimeout(total=30)
         async with self.session.post(self.url, data=body, headers=self.headers, timeout=timeout) as resp:
-            if resp.status // 100 != 2:
-                text = (await resp.text())[:200]
+            if resp.status // 100 == 2:
+                return 0
+            data = await resp.read()
+            refused = _rejections(data) if resp.status == 422 else None
+            if refused is None:
+                text = data[:200].decode(errors="replace")
                 raise aiohttp.ClientResponseError(resp.request_info, (), status=resp.status, message=text)
+        count = min(len(refused), len(lines))
+        first = refused[0] if refused and isinstance(refused[0], dict) else {}
+        log.warning("ingest %s stored a batch of %d records but refused %d as malformed (not resent); "
+                    "the first (index %s, id %s): %s", self.url, len(lines), count, first.get("index"),
+                    first.get("id"), json.dumps(first.get("errors"), ensure_ascii=False)[:500])  # fmt: skip
+        if count and self._on_rejected:
+            self._on_rejected(count)
+        return count
+
+
+def _rejections(data: bytes) -> list | None:
+    """The ``rejected`` list of a 422 ``ingest_records_rejected`` answer; None for any other 422 body."""
+    try:
+        answer = json.loads(data)
+    except ValueError:
+        return None
+    if not isinstance(answer, dict) or answer.get("code") != "ingest_records_rejected":
+        return None
+    rejected = answer.get("rejected")
+    return rejected if isinstance(rejected, list) else []
 
 
 def _read_offset(path: Path) -> int:

@@ -147,11 +147,17 @@ class FakeEngine:
 
 
 class FakeIngest:
-    """The control plane's ingest endpoints: keeps every record it is sent (duplicates included)."""
+    """The control plane's ingest endpoints: keeps every record it is sent (duplicates included).
+
+    ``reject(kind, record)`` may return a record's validation errors (a dict): such records are not kept and the
+    batch is answered as the control plane does, 422 ``ingest_records_rejected`` listing them.
+    """
 
     def __init__(self, token: str):
         self.token = token
         self.received: dict[str, list[dict]] = {"reflow": [], "metrics": []}
+        self.posts: dict[str, list[list[str]]] = {"reflow": [], "metrics": []}  # the record ids of every POST
+        self.reject: Callable[[str, dict], dict | None] | None = None
         self.lock = threading.Lock()
 
     def app(self) -> web.Application:
@@ -169,9 +175,20 @@ class FakeIngest:
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             return web.json_response({"detail": "bad token"}, status=401)
         body = await request.json()
+        kind, records = request.match_info["kind"], body["records"]
+        rejected = []
+        for index, record in enumerate(records):
+            errors = self.reject(kind, record) if self.reject else None
+            if errors:
+                rejected.append({"index": index, "id": record.get("id"), "errors": errors})
+        refused = {r["index"] for r in rejected}
         with self.lock:
-            self.received[request.match_info["kind"]].extend(body["records"])
-        return web.json_response({"accepted": len(body["records"])})
+            self.posts[kind].append([r.get("id") for r in records])
+            self.received[kind].extend(r for i, r in enumerate(records) if i not in refused)
+        if rejected:
+            answer = {"code": "ingest_records_rejected", "accepted": len(records) - len(rejected), "rejected": rejected}
+            return web.json_response(answer, status=422)
+        return web.json_response({"accepted": len(records)})
 
     def ids(self, kind: str) -> set[str]:
         with self.lock:

@@ -60,6 +60,18 @@ def test_each_problem_is_named(overrides, message):
     assert message in problems(**overrides)
 
 
+@pytest.mark.parametrize("batch_size", [0, 1001, -5, 2.5, True, "200"])
+def test_the_ingest_batch_size_must_fit_what_the_control_plane_accepts(batch_size):
+    ingest = {"url": "http://cp/api/v1/ingest/", "token": "t", "batch_size": batch_size}
+    assert f"ingest.batch_size: must be an integer in [1, 1000], got {batch_size!r}" in problems(ingest=ingest)
+
+
+@pytest.mark.parametrize("batch_size", [1, 1000])
+def test_the_ingest_batch_size_limits_are_inclusive(batch_size):
+    ingest = {"url": "http://cp/api/v1/ingest/", "token": "t", "batch_size": batch_size}
+    assert parse_config(make_config(ingest=ingest)).ingest.batch_size == batch_size
+
+
 def test_all_problems_are_reported_at_once():
     text = problems(task_id="x", sampling={"temperature": -1}, sampling_policy="nope")
     assert "task_id" in text and "sampling.temperature" in text and "sampling_policy" in text
