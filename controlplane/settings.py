@@ -35,6 +35,8 @@ INSTALLED_APPS = [
     "gateways",
     "catalog",
     "inference_jobs",
+    "telemetry",
+    "reflow",
 ]
 
 MIDDLEWARE = [
@@ -125,6 +127,13 @@ AICP_KUBE_MODEL_PVC = env.str("AICP_KUBE_MODEL_PVC", default="aicp-models")  # t
 AICP_SERVING_IMAGE = env.str("AICP_SERVING_IMAGE", default="aicp/serving:0.1.0")  # the adapter's image
 # Where adapters ship metric and reflow records (the control plane's ingest API, as pods reach it).
 AICP_INGEST_URL = env.str("AICP_INGEST_URL", default="http://aicp.aicp-system.svc/api/v1/ingest/")
+AICP_INGEST_MAX_BODY_BYTES = env.int("AICP_INGEST_MAX_BODY_BYTES", default=32 * 1024**2)  # one batch's body
+
+# Telemetry (telemetry/): raw request rows answer exact percentiles for recent windows and per-minute token
+# use; hourly and daily roll-ups answer everything else. Retention is enforced by the periodic purge.
+AICP_METRICS_RAW_RETENTION_DAYS = env.int("AICP_METRICS_RAW_RETENTION_DAYS", default=7)
+AICP_METRICS_ROLLUP_RETENTION_DAYS = env.int("AICP_METRICS_ROLLUP_RETENTION_DAYS", default=400)
+AICP_LATENCY_EXACT_MAX_REQUESTS = env.int("AICP_LATENCY_EXACT_MAX_REQUESTS", default=20_000)
 
 # Personal API tokens and tenant API keys record their last use at most this often (seconds), so that an
 # authenticated request is not also a write on every call.
@@ -164,7 +173,13 @@ CELERY_TIMEZONE = TIME_ZONE
 # Periodic work (`make beat`). A run that waits longer than its interval expires, so missed runs do not pile up.
 AICP_RECONCILE_SWEEP_S = env.int("AICP_RECONCILE_SWEEP_S", default=60)
 AICP_NODE_INVENTORY_S = env.int("AICP_NODE_INVENTORY_S", default=300)
+AICP_RETENTION_PURGE_S = env.int("AICP_RETENTION_PURGE_S", default=3600)
 CELERY_BEAT_SCHEDULE = {
+    "retention-purge": {
+        "task": "telemetry.tasks.retention_purge",
+        "schedule": AICP_RETENTION_PURGE_S,
+        "options": {"expires": AICP_RETENTION_PURGE_S},
+    },
     "reconcile-sweep": {
         "task": "inference_jobs.tasks.reconcile_sweep",
         "schedule": AICP_RECONCILE_SWEEP_S,
@@ -203,7 +218,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {},
+    "ENUM_NAME_OVERRIDES": {"TaskStatusEnum": "inference_jobs.choices.TaskStatus"},
 }
 
 LOGGING = {

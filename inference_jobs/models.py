@@ -73,6 +73,11 @@ class InferenceTask(models.Model):
     ready_instances = models.PositiveIntegerField(default=0)
     observed_generation = models.PositiveIntegerField(default=0)
 
+    # The adapter's ingest token (inference_jobs/ingest_tokens.py): a salt to derive it, a digest to check it.
+    ingest_token_salt = models.CharField(max_length=32, blank=True, editable=False)
+    ingest_token_digest = models.CharField(max_length=64, blank=True, editable=False)
+    ingest_token_rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
+
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -28,6 +28,7 @@ from inference_jobs.admission import (
     rule_tenant_compute_quota,
 )
 from inference_jobs.choices import DesiredState, EventLevel, TaskStatus
+from inference_jobs.ingest_tokens import ingest_token_issue
 from inference_jobs.models import InferenceTask, TaskEvent
 from inference_jobs.selectors import pool_usage, tenant_usage
 from inference_jobs.tasks import reconcile_task
@@ -48,6 +49,7 @@ MUTABLE_FIELDS = (
     "ttft_slo_ms",
     "tpot_slo_ms",
 )
+_INGEST_TOKEN_FIELDS = ["ingest_token_salt", "ingest_token_digest", "ingest_token_rotated_at"]
 # Fields whose values the model's validators check; relations are checked by admission.
 _RELATION_FIELDS = ("tenant", "model", "compute_pool", "gateway", "runtime_image_version", "created_by")
 
@@ -163,6 +165,8 @@ def task_create(*, actor, tenant: Tenant, **fields: Any) -> InferenceTask:
             if "task_unique_name_per_tenant" not in str(exc):
                 raise
             raise errors.TaskNameTakenError(f"Tenant '{tenant.slug}' already has a task named '{task.name}'.") from exc
+        ingest_token_issue(task)
+        task.save(update_fields=_INGEST_TOKEN_FIELDS)
         port = gateway_port_allocate(gateway=gateway, task=task)
         _event(
             task,
@@ -205,6 +209,22 @@ def task_update(*, actor, task: InferenceTask, **fields: Any) -> InferenceTask:
             message=f"Changed {', '.join(changed)}.",
         )
     return task
+
+
+def task_ingest_token_rotate(*, actor, task: InferenceTask) -> str:
+    """Replace the task's ingest token and return the new one (shown once). The old token is refused from
+    the commit on; the reconcile that follows hands the new one to the task's adapter (which restarts)."""
+    with transaction.atomic():
+        task = _locked(task)
+        _ensure_not_deleted(task, "get a new ingest token")
+        token = ingest_token_issue(task)
+        task.save(update_fields=[*_INGEST_TOKEN_FIELDS, "updated_at"])
+        _event(
+            task, "IngestTokenRotated", "A new ingest token was issued; the previous one no longer works.", actor=actor
+        )
+        audit_record(actor=actor, action="task.rotate_ingest_token", obj=task, tenant=task.tenant)
+        reconcile_after_commit(task.pk)
+    return token
 
 
 def _check_compute(task: InferenceTask, *, compute_units_per_instance: int, instances: int) -> None:

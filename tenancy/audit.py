@@ -14,9 +14,9 @@ from django.db import models
 
 from tenancy.models import AuditEntry, Tenant
 
-# Never copied into the log: secret digests stay in their own table; timestamps the write itself bumps say
-# nothing the entry's own time does not.
-_NEVER_AUDITED = frozenset({"digest", "password", "updated_at"})
+# Never copied into the log: secret digests (and the salt a task's ingest token is derived from) stay in their
+# own rows; timestamps the write itself bumps say nothing the entry's own time does not.
+_NEVER_AUDITED = frozenset({"digest", "password", "updated_at", "ingest_token_salt", "ingest_token_digest"})
 
 
 def audit_snapshot(obj: models.Model) -> dict[str, Any]:

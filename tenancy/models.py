@@ -3,10 +3,11 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.contrib.auth.models import UserManager as DjangoUserManager
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from reflow.constants import DEFAULT_REFLOW_RETENTION_DAYS, MAX_REFLOW_RETENTION_DAYS
 from tenancy.choices import Action, Role
 from tenancy.constants import DEFAULT_MAX_COMPUTE_UNITS, DEFAULT_MAX_TASKS, DEFAULT_MAX_TOKENS_PER_MINUTE
 from tenancy.querysets import RestrictedQuerySet, is_platform_admin
@@ -52,6 +53,11 @@ class Tenant(models.Model):
     max_compute_units = models.PositiveIntegerField(default=DEFAULT_MAX_COMPUTE_UNITS)
     max_tokens_per_minute = models.PositiveIntegerField(
         default=DEFAULT_MAX_TOKENS_PER_MINUTE, help_text="Input plus output tokens per minute, enforced by the adapter."
+    )
+    reflow_retention_days = models.PositiveIntegerField(
+        default=DEFAULT_REFLOW_RETENTION_DAYS,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_REFLOW_RETENTION_DAYS)],
+        help_text="Captured reflow records older than this many days are deleted.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -27,7 +27,9 @@ from tenancy.constants import PERSONAL_TOKEN_PREFIX, TENANT_API_KEY_PREFIX
 from tenancy.credentials import credential_issue
 from tenancy.models import Membership, PersonalAPIToken, Tenant, TenantAPIKey, User
 
-TENANT_FIELDS = ("name", "description", "max_tasks", "max_compute_units", "max_tokens_per_minute")
+TENANT_FIELDS = (
+    "name", "description", "max_tasks", "max_compute_units", "max_tokens_per_minute", "reflow_retention_days",
+)  # fmt: skip
 
 
 def tenant_create(*, actor: User, slug: str, name: str, **fields: Any) -> Tenant:

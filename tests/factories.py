@@ -13,6 +13,7 @@ from catalog.models import Model, ModelFamily, RuntimeImage, RuntimeImageVersion
 from compute_pools.choices import Mode, Vendor
 from compute_pools.models import AcceleratorType, ComputePool, PoolGrant
 from gateways.models import Gateway, GatewayPort
+from inference_jobs.ingest_tokens import ingest_token_issue
 from inference_jobs.models import InferenceTask
 from tenancy.choices import Role
 from tenancy.models import Membership, Tenant, User
@@ -193,3 +194,10 @@ class TaskFactory(factory.django.DjangoModelFactory):
         taken = set(GatewayPort.objects.filter(gateway=task.gateway).values_list("port", flat=True))
         free = next(p for p in range(task.gateway.port_range_start, task.gateway.port_range_end + 1) if p not in taken)
         GatewayPort.objects.create(gateway=task.gateway, port=extracted or free, task=task)
+
+    @factory.post_generation
+    def ingest_token(task, create, extracted, **kwargs):
+        """The plaintext stays on the object (``task.ingest_token``) for tests that play the adapter."""
+        if create:
+            task.ingest_token = ingest_token_issue(task)
+            task.save(update_fields=["ingest_token_salt", "ingest_token_digest", "ingest_token_rotated_at"])

@@ -130,10 +130,11 @@ def test_a_task_sent_through_the_embedded_filesystem_broker_runs_on_a_worker(own
 def test_the_project_app_has_the_beat_schedule():
     assert celery_app.main == "aicp"
     schedule = celery_app.conf.beat_schedule
-    assert set(schedule) == {"reconcile-sweep", "node-inventory"}
+    assert set(schedule) == {"reconcile-sweep", "node-inventory", "retention-purge"}
     for name, task, interval in [
         ("reconcile-sweep", "inference_jobs.tasks.reconcile_sweep", settings.AICP_RECONCILE_SWEEP_S),
         ("node-inventory", "compute_pools.tasks.node_inventory", settings.AICP_NODE_INVENTORY_S),
+        ("retention-purge", "telemetry.tasks.retention_purge", settings.AICP_RETENTION_PURGE_S),
     ]:
         assert schedule[name]["task"] == task
         assert schedule[name]["schedule"] == interval

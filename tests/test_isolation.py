@@ -22,10 +22,15 @@ from compute_pools.models import PoolGrant
 from controlplane.api.urls import router
 from inference_jobs.models import InferenceTask
 from inference_jobs.services import task_create
+from reflow.models import ReflowRecord
+from reflow.services import reflow_ingest
+from telemetry.models import UsageHour
+from telemetry.services import metrics_ingest
 from tenancy.choices import Role
 from tenancy.models import AuditEntry, Membership, PersonalAPIToken, TenantAPIKey
 from tenancy.services import credential_revoke, personal_token_create, tenant_api_key_create
 from tests.conftest import Deployable, api_client_for, make_deployable, member_of
+from tests.telemetry.records import metric, reflow_record
 
 pytestmark = pytest.mark.django_db
 
@@ -41,6 +46,8 @@ OWNED = {
     "task",
     "token",
     "user",
+    "access-log",
+    "reflow-record",
 }
 # Platform objects every signed-in user reads and only platform admins change.
 SHARED = {"accelerator-type", "gateway", "model-family", "runtime-image"}
@@ -73,6 +80,8 @@ class World:
             "task": lambda: self.globex_task,
             "token": lambda: self.globex_token,
             "user": lambda: self.globex.member,
+            "access-log": lambda: UsageHour.objects.get(tenant=self.globex.tenant),
+            "reflow-record": lambda: ReflowRecord.objects.get(tenant=self.globex.tenant),
         }[basename]()
 
 
@@ -82,12 +91,16 @@ def world() -> World:
     globex = make_deployable("globex")  # its own pool, granted to Globex only
     acme_admin = member_of(acme.tenant, Role.ADMIN, user__username="acme-admin")
     globex_admin = member_of(globex.tenant, Role.ADMIN, user__username="globex-admin")
+    globex_task = task_create(actor=globex.member, **globex.task_fields())
+    # What the task's adapter reported: a request (usage, access log) and a captured pair.
+    metrics_ingest(task=globex_task, records=[metric(globex_task)])
+    reflow_ingest(task=globex_task, records=[reflow_record(globex_task)])
     return World(
         acme=acme,
         globex=globex,
         acme_admin=acme_admin,
         globex_viewer=member_of(globex.tenant, Role.VIEWER, user__username="globex-viewer"),
-        globex_task=task_create(actor=globex.member, **globex.task_fields()),
+        globex_task=globex_task,
         globex_key=tenant_api_key_create(actor=globex_admin, tenant=globex.tenant, name="prod").credential,
         globex_token=personal_token_create(actor=globex.member, name="ci").credential,
     )

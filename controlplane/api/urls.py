@@ -7,6 +7,10 @@ from catalog.api.urls import register as register_catalog
 from compute_pools.api.urls import register as register_compute_pools
 from gateways.api.urls import register as register_gateways
 from inference_jobs.api.urls import register as register_inference_jobs
+from reflow.api.urls import register as register_reflow
+from reflow.api.urls import urlpatterns as reflow_urls
+from telemetry.api.urls import register as register_telemetry
+from telemetry.api.urls import urlpatterns as telemetry_urls
 from tenancy.api.urls import register as register_tenancy
 
 router = DefaultRouter()
@@ -16,7 +20,9 @@ for register in (
     register_gateways,
     register_catalog,
     register_inference_jobs,
+    register_telemetry,
+    register_reflow,
 ):
     register(router)
 
-urlpatterns = router.urls
+urlpatterns = [*router.urls, *telemetry_urls, *reflow_urls]

@@ -68,6 +68,22 @@ class InferenceTaskSerializer(ModelSerializer):
         return pinned.image.versions.filter(published_at__gt=pinned.published_at).exists()
 
 
+class IngestTokenSerializer(serializers.Serializer):
+    ingest_token = serializers.CharField(
+        read_only=True,
+        help_text="The token the task's adapter sends to the ingest API. Shown in this response only; the "
+        "platform hands it to the task's own adapter itself.",
+    )
+
+
+class InferenceTaskCreatedSerializer(InferenceTaskSerializer):
+    ingest_token = IngestTokenSerializer().fields["ingest_token"]
+
+    class Meta(InferenceTaskSerializer.Meta):
+        fields = [*InferenceTaskSerializer.Meta.fields, "ingest_token"]
+        read_only_fields = fields
+
+
 class InferenceTaskCreateSerializer(TenantDefaultMixin, ModelSerializer):
     tenant = tenant_field(required=False)
     model = RestrictedPrimaryKeyRelatedField(queryset=Model.objects.all(), scope="view")

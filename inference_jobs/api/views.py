@@ -12,15 +12,20 @@ from controlplane.api.viewsets import RestrictedModelViewSet
 from inference_jobs import services
 from inference_jobs.api.serializers import (
     DryRunResultSerializer,
+    InferenceTaskCreatedSerializer,
     InferenceTaskCreateSerializer,
     InferenceTaskScaleSerializer,
     InferenceTaskSerializer,
     InferenceTaskUpdateSerializer,
+    IngestTokenSerializer,
     TaskEventSerializer,
 )
 from inference_jobs.filtersets import InferenceTaskFilterSet, TaskEventFilterSet
+from inference_jobs.ingest_tokens import ingest_token_of
 from inference_jobs.models import InferenceTask, TaskEvent
 from inference_jobs.selectors import task_list_queryset
+from telemetry.api.serializers import LatencyQuerySerializer, LatencyReportSerializer
+from telemetry.latency import task_latency
 
 
 class InferenceTaskViewSet(RestrictedModelViewSet):
@@ -43,11 +48,22 @@ class InferenceTaskViewSet(RestrictedModelViewSet):
             "events": TaskEventSerializer,
         }.get(self.action, InferenceTaskSerializer)
 
-    @extend_schema(request=InferenceTaskCreateSerializer, responses={201: InferenceTaskSerializer})
+    @extend_schema(request=InferenceTaskCreateSerializer, responses={201: InferenceTaskCreatedSerializer})
     def create(self, request, *args, **kwargs):
+        """Admit and create a task. The answer carries the task's ingest token, once."""
         data = self.validated()
         task = services.task_create(actor=request.user, **data)
-        return self.respond(task, status.HTTP_201_CREATED)
+        fresh = self.base_queryset().get(pk=task.pk)
+        fresh.ingest_token = ingest_token_of(task)
+        return Response(InferenceTaskCreatedSerializer(fresh).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses=IngestTokenSerializer)
+    @action(detail=True, methods=["post"], url_path="rotate-ingest-token")
+    def rotate_ingest_token(self, request, pk=None):
+        """Issue a new ingest token: the old one is refused at once; the task's adapter gets the new one at the
+        next reconcile."""
+        token = services.task_ingest_token_rotate(actor=request.user, task=self.get_object())
+        return Response({"ingest_token": token})
 
     @extend_schema(request=InferenceTaskUpdateSerializer, responses=InferenceTaskSerializer)
     def partial_update(self, request, *args, **kwargs):
@@ -96,6 +112,25 @@ class InferenceTaskViewSet(RestrictedModelViewSet):
             "sizing": sizing.as_dict(),
         }
         return Response(DryRunResultSerializer(body).data)
+
+    @extend_schema(parameters=[LatencyQuerySerializer], responses=LatencyReportSerializer, filters=False)
+    @action(detail=True, methods=["get"])
+    def latency(self, request, pk=None):
+        """TTFT, TPOT, ITL and E2E percentiles (p50/p90/p99), throughput and goodput against the task's own
+        targets: a summary of the window and a series to plot. ``source`` says whether the percentiles are
+        exact (raw rows) or from roll-ups (within 1 %)."""
+        task = self.get_object()
+        query = LatencyQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        report = task_latency(
+            task,
+            since=params.get("since"),
+            until=params.get("until"),
+            step_s=params.get("step"),
+            source=params["source"],
+        )
+        return Response(LatencyReportSerializer(report).data)
 
     @extend_schema(request=None, responses=TaskEventSerializer(many=True), filters=False)
     @action(detail=True, methods=["get"])

@@ -7,8 +7,6 @@ queries.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -16,10 +14,9 @@ from django.db.models import Prefetch, Q
 from django.utils import timezone
 
 from inference_jobs.choices import DesiredState
+from inference_jobs.ingest_tokens import ingest_token_of
 from inference_jobs.models import InferenceTask
 from tenancy.models import TenantAPIKey
-
-INGEST_TOKEN_PREFIX = "aicp_it_"
 
 
 @dataclass(frozen=True)
@@ -68,18 +65,6 @@ class TaskSpec:
     @property
     def deleting(self) -> bool:
         return self.desired_state == DesiredState.DELETED
-
-
-def ingest_token(task_id: int, created_at_ts: float) -> str:
-    """The task's ingest token: derived, never stored. ``HMAC(SECRET_KEY, task id + creation time)``.
-
-    The control plane can recompute it to check a caller of the ingest endpoint, so nothing secret is kept in
-    the database; only the task's adapter (through its Secret) holds it. Rotating ``DJANGO_SECRET_KEY``
-    changes every token, and the next sweep rewrites every Secret.
-    """
-    message = f"ingest:{task_id}:{created_at_ts:.6f}".encode()
-    digest = hmac.new(settings.SECRET_KEY.encode(), message, hashlib.sha256).hexdigest()
-    return f"{INGEST_TOKEN_PREFIX}{task_id}_{digest}"
 
 
 def _usable_keys():
@@ -143,5 +128,5 @@ def spec_of(task: InferenceTask) -> TaskSpec:
         port=port.port if port else None,
         api_keys=tuple((key.pk, key.digest) for key in keys),
         ingest_url=settings.AICP_INGEST_URL,
-        ingest_token=ingest_token(task.pk, task.created_at.timestamp()),
+        ingest_token=ingest_token_of(task),
     )

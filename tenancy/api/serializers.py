@@ -23,8 +23,8 @@ class TenantSerializer(ModelSerializer):
     class Meta:
         model = Tenant
         fields = [
-            "slug", "name", "description", *QUOTA_FIELDS, "tasks_used", "compute_units_used", "created_at",
-            "updated_at",
+            "slug", "name", "description", *QUOTA_FIELDS, "reflow_retention_days", "tasks_used",
+            "compute_units_used", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = ["created_at", "updated_at"]
 
@@ -32,7 +32,7 @@ class TenantSerializer(ModelSerializer):
 class TenantUpdateSerializer(ModelSerializer):
     class Meta:
         model = Tenant
-        fields = ["name", "description", *QUOTA_FIELDS]
+        fields = ["name", "description", *QUOTA_FIELDS, "reflow_retention_days"]
 
 
 class MembershipSerializer(TenantDefaultMixin, ModelSerializer):

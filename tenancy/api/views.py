@@ -11,6 +11,8 @@ from controlplane.api.viewsets import (
     RoleReadPermission,
     RoleWritePermission,
 )
+from telemetry.api.serializers import TokensPerMinuteSerializer
+from telemetry.selectors import tokens_per_minute
 from tenancy import selectors, services
 from tenancy.api.serializers import (
     AuditEntrySerializer,
@@ -68,6 +70,13 @@ class TenantViewSet(RestrictedModelViewSet):
         tenant = self.get_object()
         data = self.validated(partial=True)
         return self.respond(services.tenant_update(actor=request.user, tenant=tenant, **data))
+
+    @extend_schema(request=None, responses=TokensPerMinuteSerializer, filters=False)
+    @action(detail=True, methods=["get"], url_path="tokens-per-minute")
+    def tokens_per_minute(self, request, slug=None):
+        """The tenant's tokens-per-minute quota next to its use: input + output tokens of the last 60 seconds
+        and of each minute of the last hour."""
+        return Response(TokensPerMinuteSerializer(tokens_per_minute(self.get_object())).data)
 
     def destroy(self, request, *args, **kwargs):
         """Refused while the tenant still has models or tasks; its members, grants and keys go with it."""

@@ -20,6 +20,7 @@ from inference_jobs.orchestrator.kubernetes import render
 from inference_jobs.orchestrator.kubernetes.api import reset_client
 from inference_jobs.services import task_create
 from inference_jobs.tasks import reconcile_task
+from tenancy.credentials import credential_matches
 from tests.conftest import api_client_for, make_deployable
 from tests.kube.emulator import KubeEmulator
 
@@ -418,6 +419,37 @@ def test_a_new_or_revoked_tenant_key_reaches_the_adapter_config(kube, django_cap
     with django_capture_on_commit_callbacks(execute=True):
         credential_revoke(actor=deployable.member, credential=created.credential)
     assert keys() == []
+
+
+@pytest.mark.django_db
+def test_switching_reflow_off_or_rotating_the_ingest_token_rolls_the_adapter(kube, django_capture_on_commit_callbacks):
+    """Capture stops at the next reconcile: the adapter's config changes and its pods roll (config hash)."""
+    import base64
+    import json
+
+    deployable = make_deployable("acme")
+    task = create_via_api(deployable, django_capture_on_commit_callbacks, reflow_enabled=True)
+    client = api_client_for(deployable.member)
+
+    def adapter() -> tuple[dict, str]:
+        secret = kube.get("secrets", "aicp-acme", f"task-{task.pk}-adapter")
+        deployment = kube.get("deployments", "aicp-acme", f"task-{task.pk}")
+        config_hash = deployment["spec"]["template"]["metadata"]["annotations"]["aicp.io/config-hash"]
+        return json.loads(base64.b64decode(secret["data"]["adapter.json"])), config_hash
+
+    config, rolled = adapter()
+    assert config["reflow"]["enabled"] is True
+    assert credential_matches(config["ingest"]["token"], InferenceTask.objects.get(pk=task.pk).ingest_token_digest)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.patch(f"/api/v1/tasks/{task.pk}/", {"reflow_enabled": False}, format="json")
+    config, off = adapter()
+    assert config["reflow"]["enabled"] is False
+    assert off != rolled
+    with django_capture_on_commit_callbacks(execute=True):
+        token = client.post(f"/api/v1/tasks/{task.pk}/rotate-ingest-token/").json()["ingest_token"]
+    config, rotated = adapter()
+    assert config["ingest"]["token"] == token
+    assert rotated != off
 
 
 @pytest.mark.django_db

@@ -9,9 +9,10 @@ import kubernetes_validate
 import pytest
 
 from inference_jobs.choices import TaskStatus
+from inference_jobs.ingest_tokens import ingest_token_of
 from inference_jobs.orchestrator.kubernetes import render
 from inference_jobs.orchestrator.kubernetes.backend import is_subset, observe
-from inference_jobs.orchestrator.spec import ingest_token, spec_of
+from inference_jobs.orchestrator.spec import spec_of
 from inference_jobs.services import task_create
 from tests.conftest import make_deployable
 
@@ -70,7 +71,7 @@ def test_adapter_secret_carries_the_policy_hashed_keys_and_ingest_token():
     assert config["api_keys"] == [{"id": key.credential.pk, "digest": key.credential.digest}]
     assert key.plaintext not in json.dumps(config)  # only the digest travels
     assert config["reflow"]["enabled"] is True
-    assert config["ingest"]["token"] == ingest_token(task.pk, task.created_at.timestamp())
+    assert config["ingest"]["token"] == ingest_token_of(task)
     assert config["tokens_per_minute"] == deployable.tenant.max_tokens_per_minute
     from serving.adapter.config import parse_config
 

@@ -95,7 +95,7 @@ def test_revoking_keys_from_the_admin(admin_client, everything):
 
 def test_a_tenant_created_in_the_admin_is_audited(admin_client, platform_admin):
     data = {"slug": "acme", "name": "Acme", "description": "", "max_tasks": 3, "max_compute_units": 8,
-            "max_tokens_per_minute": 1000}  # fmt: skip
+            "max_tokens_per_minute": 1000, "reflow_retention_days": 30}  # fmt: skip
     response = admin_client.post(reverse("admin:tenancy_tenant_add"), data)
     assert response.status_code == 302
     tenant = Tenant.objects.get(slug="acme")
