@@ -98,6 +98,15 @@ class Exchange:
     unary: dict | None = None  # parsed non-streaming response, for reflow
 
 
+def ends_stream(sent: bytes) -> bool:
+    """The last bytes written to the caller carried the stream's final event: the caller has the whole answer.
+
+    OpenAI clients close the connection as soon as they read ``data: [DONE]``, without waiting for the end of
+    the chunked body; a failed ``write_eof`` after that is a served request, not a caller that went away (499).
+    """
+    return b"data: [DONE]" in sent
+
+
 class StreamInspector:
     """Looks at an SSE body as it is relayed, read by read, for one exchange (both relay paths use it).
 
@@ -369,17 +378,21 @@ class Adapter:
         inspector = StreamInspector(ex, caller_usage, self._rewrite)
         feed, write = inspector.feed, resp.write
         read = upstream.content.readany
+        last = b""
         try:
             while chunk := await read():
                 chunk = feed(chunk)
                 if chunk:
                     await write(chunk)
+                    last = chunk
             rest = inspector.rest()
             if rest:
                 await write(rest)
+                last = rest
             await resp.write_eof()
         except ConnectionResetError:  # aiohttp's ClientConnectionResetError included: the caller went away
-            ex.status = 499
+            if not ends_stream(last):
+                ex.status = 499
             upstream.close()  # dropping the engine connection aborts the generation
         except (aiohttp.ClientError, TimeoutError) as exc:  # the engine failed mid-stream: end the stream as is
             ex.status = 502
@@ -430,7 +443,7 @@ class Adapter:
         transport = request.transport
         inspector = StreamInspector(ex, caller_usage, self._rewrite)
         feed = inspector.feed
-        state = {"gone": False, "paused": False}
+        state = {"gone": False, "paused": False, "last": b""}
         loop = asyncio.get_running_loop()
         wake: list[asyncio.Future | None] = [None]
 
@@ -449,6 +462,7 @@ class Adapter:
                     waiter.set_result(None)
                 return
             transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+            state["last"] = chunk
             if transport.get_write_buffer_size() > _HIGH_WATER and not state["paused"]:
                 state["paused"] = True
                 conn.pause_reading()
@@ -483,7 +497,8 @@ class Adapter:
                     raise ConnectionResetError("the caller went away")
             await resp.write_eof()
         except ConnectionResetError:  # aiohttp's ClientConnectionResetError included: the caller went away
-            ex.status = 499
+            if not ends_stream(state["last"]):
+                ex.status = 499
             conn.abort()
         except (UpstreamError, OSError, TimeoutError) as exc:  # the engine failed mid-stream: end the stream as is
             ex.status = 502
