@@ -21,9 +21,10 @@ def insert_new(model: type[models.Model], objs: Sequence[models.Model]) -> set[A
     meta = model._meta
     fields = meta.concrete_fields
     quote = connection.ops.quote_name
+    prepare = [_preparer(f) for f in fields]
     params: list[Any] = []
     for obj in objs:
-        params.extend(f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields)
+        params.extend(getattr(obj, f.attname) if p is None else p(obj) for f, p in zip(fields, prepare, strict=True))
     row = "(" + ", ".join(["%s"] * len(fields)) + ")"
     sql = (
         f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
@@ -33,6 +34,19 @@ def insert_new(model: type[models.Model], objs: Sequence[models.Model]) -> set[A
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return {meta.pk.to_python(value) for (value,) in cursor.fetchall()}
+
+
+def _preparer(field: models.Field) -> Callable[[models.Model], Any] | None:
+    """How to turn a field's value into a query parameter; None when the value goes as it is.
+
+    On PostgreSQL, psycopg adapts UUIDs, numbers, booleans, strings and aware datetimes itself, so only JSON
+    (and fields that fill themselves in on save) go through Django's preparation; a batch of a thousand rows
+    saves several thousand calls. Other databases prepare every field.
+    """
+    fills_itself = getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)
+    if connection.vendor == "postgresql" and not fills_itself and not isinstance(field, models.JSONField):
+        return None
+    return lambda obj: field.get_db_prep_save(field.pre_save(obj, True), connection)
 
 
 def accumulate(
