@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # The suite runs on PostgreSQL; pytest-django creates and drops its own test_<name> database.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/aicp
 
-.PHONY: install run worker beat test lint format bench-api bench-serving bench-reconcile schema
+.PHONY: install run worker beat test lint format bench-api bench-serving bench-reconcile bench-ingest schema
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,9 @@ bench-api: $(STAMP)
 
 bench-reconcile: $(STAMP)
 	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" $(BIN)/python -m benchmarks.reconcile
+
+bench-ingest: $(STAMP)
+	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" $(BIN)/python -m benchmarks.ingest
 
 bench-serving: $(STAMP)
 	$(BIN)/python -m benchmarks.serving

@@ -28,6 +28,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -439,6 +441,81 @@ class Server:
         self.log_file.close()
 
 
+# --- what every bench does around its measurements: database, server, command line ------------------------
+
+
+class Bench:
+    """The bench database ``bench_run`` made (migrated, Django set up on it) and the server a bench started."""
+
+    def __init__(self, db: BenchDatabase):
+        self.db = db
+        self.server: Server | None = None
+
+    def serve(self, workers: int) -> Server:
+        """gunicorn on the bench database; ``bench_run`` stops it on the way out if ``stop_server`` has not."""
+        self.server = Server(self.db, workers=workers)
+        return self.server
+
+    def stop_server(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+
+@contextmanager
+def bench_run(suffix: str, *, keep_db: bool, log: Callable[[str], None] = log) -> Iterator[Bench]:
+    """Recreate ``<DATABASE_URL's database>_<suffix>``, migrate it and set Django up on it. On the way out,
+    whatever happened: stop the server, close Django's connections, drop the database (``keep_db`` keeps it)."""
+    db = bench_database(os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL, suffix=suffix)
+    log(f"recreating database {db.name}")
+    recreate_database(db)
+    bench = Bench(db)
+    try:
+        started = time.perf_counter()
+        migrate(db)
+        log(f"migrated {db.name} in {time.perf_counter() - started:.1f}s")
+        setup_django(db)
+        yield bench
+    finally:
+        bench.stop_server()
+        if "django" in sys.modules:
+            from django.db import connections
+
+            connections.close_all()
+        if keep_db:
+            log(f"kept database {db.name} ({db.url})")
+        else:
+            drop_database(db)
+            log(f"dropped database {db.name}")
+
+
+def bench_main(
+    prog: str,
+    doc: str,
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None,
+    run: Callable[[argparse.Namespace], int],
+    argv: list[str] | None = None,
+    *,
+    log: Callable[[str], None] = log,
+    keep_db_help: str = "leave the bench database for inspection",
+) -> int:
+    """A bench's command line: ``--keep-db``, then what ``add_arguments`` (if any) adds; the description is the first
+    paragraph of ``doc``. Returns ``run(args)``'s exit status, or 1 (logged) when it raised ``BenchError``."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc.split("\n\n")[0])
+    parser.add_argument("--keep-db", action="store_true", help=keep_db_help)
+    if add_arguments is not None:
+        add_arguments(parser)
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    try:
+        status = run(args)
+    except BenchError as exc:
+        log(f"FAILED: {exc}")
+        return 1
+    log(f"done in {time.perf_counter() - started:.1f}s")
+    return status
+
+
 def timed(session, method: str, url: str, token: str, **kwargs):
     started = time.perf_counter()
     response = session.request(method, url, headers={"Authorization": f"Bearer {token}"}, timeout=30, **kwargs)
@@ -520,15 +597,7 @@ def summary(samples: list[float]) -> str:
 def run(args: argparse.Namespace) -> int:
     import requests
 
-    db = bench_database(os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL)
-    log(f"recreating database {db.name}")
-    recreate_database(db)
-    server = None
-    try:
-        started = time.perf_counter()
-        migrate(db)
-        log(f"migrated {db.name} in {time.perf_counter() - started:.1f}s")
-        setup_django(db)
+    with bench_run("bench", keep_db=args.keep_db) as bench:
         world = seed()
 
         from django.db import connections
@@ -550,7 +619,7 @@ def run(args: argparse.Namespace) -> int:
         log_plan("create's re-read of the task", create_profile)
         connections.close_all()
 
-        server = Server(db, workers=args.workers)
+        server = bench.serve(args.workers)
         with requests.Session() as session:
             server.wait_ready(session)
             log(f"gunicorn ({args.workers} sync workers) on {server.base_url}")
@@ -611,35 +680,23 @@ def run(args: argparse.Namespace) -> int:
             missed.append(f"list queries {queries_10}/{queries_200} (limit 10/200), target constant <= 8")
         log("targets: " + ("all met" if not missed else "MISSED: " + "; ".join(missed)))
         return 2 if missed and args.check else 0
-    finally:
-        if server is not None:
-            server.stop()
-        if "django" in sys.modules:
-            from django.db import connections
-
-            connections.close_all()
-        if args.keep_db:
-            log(f"kept database {db.name} ({db.url})")
-        else:
-            drop_database(db)
-            log(f"dropped database {db.name}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.api", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--keep-db", action="store_true", help="leave the _bench database for inspection")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--show-queries", action="store_true", help="log the SQL of a create and a list (stderr)")
     parser.add_argument("--check", action="store_true", help="exit 2 when a target is missed")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers (default 2)")
-    args = parser.parse_args(argv)
-    started = time.perf_counter()
-    try:
-        status = run(args)
-    except BenchError as exc:
-        log(f"FAILED: {exc}")
-        return 1
-    log(f"done in {time.perf_counter() - started:.1f}s")
-    return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    return bench_main(
+        "python -m benchmarks.api",
+        __doc__,
+        add_arguments,
+        run,
+        argv,
+        keep_db_help="leave the _bench database for inspection",
+    )
 
 
 if __name__ == "__main__":

@@ -29,30 +29,14 @@ import argparse
 import sys
 import time
 
-from benchmarks.api import (
-    DEFAULT_DATABASE_URL,
-    BenchError,
-    bench_database,
-    drop_database,
-    emit,
-    log,
-    migrate,
-    recreate_database,
-    seed,
-    setup_django,
-)
+from benchmarks.api import BenchError, bench_main, bench_run, emit, log, seed
 
 TASKS = 500
 RESYNCS = 2
 
 
-def run(database_url: str, keep_db: bool) -> None:
-    db = bench_database(database_url, suffix="bench_reconcile")
-    log(f"recreating database {db.name}")
-    recreate_database(db)
-    try:
-        migrate(db)
-        setup_django(db)
+def run(args: argparse.Namespace) -> int:
+    with bench_run("bench_reconcile", keep_db=args.keep_db):
         from django.conf import settings
 
         settings.AICP_ORCHESTRATOR = "none"  # seed quietly: no reconcile per write
@@ -63,12 +47,7 @@ def run(database_url: str, keep_db: bool) -> None:
         if count != TASKS:
             raise BenchError(f"seeded {count} tasks, expected {TASKS}")
         measure(settings)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        if not keep_db:
-            drop_database(db)
+    return 0
 
 
 def measure(settings) -> None:
@@ -107,17 +86,7 @@ def measure(settings) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import os
-
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.reconcile", description=__doc__.split("\n")[0])
-    parser.add_argument("--keep-db", action="store_true", help="leave the bench database for inspection")
-    args = parser.parse_args(argv)
-    try:
-        run(os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL, args.keep_db)
-    except BenchError as exc:
-        log(f"FAILED: {exc}")
-        return 1
-    return 0
+    return bench_main("python -m benchmarks.reconcile", __doc__, None, run, argv)
 
 
 if __name__ == "__main__":
