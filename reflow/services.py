@@ -8,13 +8,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from controlplane import errors
-from controlplane.db import insert_new
 from inference_jobs.models import InferenceTask
 from reflow.choices import ReviewAction, ReviewStatus
 from reflow.constants import MAX_BULK_REVIEW, MAX_OUTPUT_CHARS
 from reflow.models import ReflowRecord
 from reflow.records import REFLOW_FIELDS, reflow_cross_check
-from telemetry.ingest import IngestResult, check_records
+from telemetry.ingest import IngestResult, check_records, store_new
 from telemetry.services import delete_in_chunks
 from tenancy.audit import audit_record
 from tenancy.models import Tenant
@@ -43,19 +42,18 @@ def reflow_ingest(*, task: InferenceTask, records: list) -> IngestResult:
     """
     batch = check_records(records, REFLOW_FIELDS, reflow_cross_check(task))
     now = timezone.now()
-    rows = {}
-    for r in batch.clean:
-        rows.setdefault(r["id"], ReflowRecord(
+
+    def row(r: dict) -> ReflowRecord:
+        return ReflowRecord(
             id=r["id"], tenant_id=task.tenant_id, task_id=task.pk, task_name=task.name, api_key_id=r["api_key_id"],
             endpoint=r["endpoint"], messages=r["messages"], parameters=r["parameters"], output=r["output"],
             finish_reason=r["finish_reason"] or "", input_tokens=r["input_tokens"], output_tokens=r["output_tokens"],
             ttft_ms=r["ttft_ms"], tpot_ms=r["tpot_ms"], status=r["status"],
             runtime_image_version=r["runtime_image_version"], started_at=r["started_at"],
             finished_at=r["finished_at"], received_at=now,
-        ))  # fmt: skip
-    with transaction.atomic():
-        stored = insert_new(ReflowRecord, list(rows.values()))
-    return IngestResult(received=batch.received, stored=len(stored), rejected=batch.rejected)
+        )  # fmt: skip
+
+    return store_new(ReflowRecord, batch, row)
 
 
 def _review_fields(record: ReflowRecord) -> dict:

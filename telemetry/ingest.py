@@ -34,12 +34,14 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from controlplane.api.exceptions import error_body
+from controlplane.db import insert_new
 from inference_jobs.ingest_tokens import ingest_token_matches, ingest_token_task_id
 from inference_jobs.models import InferenceTask
 from telemetry.constants import MAX_CLOCK_SKEW, MAX_INGEST_RECORDS
@@ -59,7 +61,7 @@ class IngestTokenAuthentication(authentication.BaseAuthentication):
         task_id = ingest_token_task_id(presented)
         task = None
         if task_id is not None:
-            task = InferenceTask.objects.select_related("tenant").filter(pk=task_id).first()
+            task = InferenceTask.objects.filter(pk=task_id).first()
         if task is None or not ingest_token_matches(task, presented):
             raise exceptions.AuthenticationFailed("Invalid or rotated ingest token.", code="ingest_token_invalid")
         return None, task
@@ -176,7 +178,7 @@ def histogram(value: Any) -> dict[str, int]:
 
 
 def _show(value: Any) -> str:
-    shown = json.dumps(value) if not isinstance(value, bytes) else repr(value)
+    shown = json.dumps(value)  # values come from a parsed JSON body
     return shown if len(shown) <= 40 else shown[:37] + "..."
 
 
@@ -227,6 +229,19 @@ def same_task(task: InferenceTask) -> Callable[[dict], dict[str, str]]:
         return errors
 
     return run
+
+
+def store_new(model, batch: Batch, build: Callable[[dict], Any], after: Callable[[list], None] | None = None):
+    """Store the batch's clean records as ``build(record)`` rows, each id once (a record repeated inside the
+    batch included), and hand the rows that were new to ``after`` in the same transaction."""
+    rows = {}
+    for record in batch.clean:
+        rows.setdefault(record["id"], build(record))
+    with transaction.atomic():
+        stored = insert_new(model, list(rows.values()))
+        if after is not None:
+            after([rows[pk] for pk in stored])
+    return IngestResult(received=batch.received, stored=len(stored), rejected=batch.rejected)
 
 
 # ---- the endpoint ------------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from telemetry import sketch
 from telemetry.choices import Resolution
 from telemetry.models import LatencyRollup, RequestMetric
 from telemetry.periods import DAY, HOUR, day_of, hour_of, next_day, next_hour
+from telemetry.rollups import LatencyDelta
 
 QUANTILES = (0.5, 0.9, 0.99)
 STEPS_S = (60, 300, 900, 3600, 21600, 86400)
@@ -68,21 +69,14 @@ class Bucket:
 
     def __init__(self, start: datetime, end: datetime):
         self.start, self.end = start, end
-        self.requests = self.errors = self.good = self.input_tokens = self.output_tokens = 0
-        self.itl: sketch.Histogram = {}
-
-    def _count(self, requests, errors, good, input_tokens, output_tokens) -> None:
-        self.requests += requests
-        self.errors += errors
-        self.good += good
-        self.input_tokens += input_tokens
-        self.output_tokens += output_tokens
+        self.seen = LatencyDelta()  # the counts, and for raw rows the latencies themselves
 
     def latency(self) -> dict[str, dict]:
         raise NotImplementedError
 
     def stats(self, now: datetime) -> dict:
         seconds = (min(self.end, now) - self.start).total_seconds()
+        seen = self.seen
 
         def rate(amount: int) -> float | None:
             return float(f"{amount / seconds:.6g}") if seconds > 0 else None  # six significant digits
@@ -90,42 +84,29 @@ class Bucket:
         return {
             "start": self.start,
             "end": self.end,
-            "requests": self.requests,
-            "errors": self.errors,
-            "good": self.good,
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "requests_per_s": rate(self.requests),
-            "output_tokens_per_s": rate(self.output_tokens),
-            "goodput_per_s": rate(self.good),
-            "good_ratio": float(f"{self.good / self.requests:.6g}") if self.requests else None,
+            "requests": seen.requests,
+            "errors": seen.errors,
+            "good": seen.good,
+            "input_tokens": seen.input_tokens,
+            "output_tokens": seen.output_tokens,
+            "requests_per_s": rate(seen.requests),
+            "output_tokens_per_s": rate(seen.output_tokens),
+            "goodput_per_s": rate(seen.good),
+            "good_ratio": float(f"{seen.good / seen.requests:.6g}") if seen.requests else None,
             **self.latency(),
-            "itl_ms": _percentile_labels(sketch.quantiles(self.itl, QUANTILES)),
+            "itl_ms": _percentile_labels(sketch.quantiles(seen.itl, QUANTILES)),
         }
 
 
 class RawBucket(Bucket):
-    def __init__(self, start, end):
-        super().__init__(start, end)
-        self.ttft: list[float] = []
-        self.tpot: list[float] = []
-        self.e2e: list[float] = []
-
-    def add(self, status, ttft, tpot, e2e, itl_hist, good, input_tokens, output_tokens) -> None:
-        self._count(1, status >= 400, good, input_tokens, output_tokens)
-        if status >= 400:
-            return
-        if ttft is not None:
-            self.ttft.append(ttft)
-        if tpot is not None:
-            self.tpot.append(tpot)
-        self.e2e.append(e2e)
-        sketch.merge(self.itl, itl_hist)
+    def add(self, *values) -> None:
+        self.seen.add_request(*values)
 
     def latency(self) -> dict[str, dict]:
+        seen = self.seen
         return {
             name: _percentile_labels(exact_percentiles(values))
-            for name, values in (("ttft_ms", self.ttft), ("tpot_ms", self.tpot), ("e2e_ms", self.e2e))
+            for name, values in (("ttft_ms", seen.ttft), ("tpot_ms", seen.tpot), ("e2e_ms", seen.e2e))
         }
 
 
@@ -135,17 +116,18 @@ class RollupBucket(Bucket):
         self.hists: dict[str, sketch.Histogram] = {"ttft_ms": {}, "tpot_ms": {}, "e2e_ms": {}}
 
     def add(self, rollup: LatencyRollup) -> None:
-        self._count(rollup.requests, rollup.errors, rollup.good, rollup.input_tokens, rollup.output_tokens)
+        self.seen.add_counts(rollup.requests, rollup.errors, rollup.good, rollup.input_tokens, rollup.output_tokens)
         sketch.merge(self.hists["ttft_ms"], rollup.ttft_hist)
         sketch.merge(self.hists["tpot_ms"], rollup.tpot_hist)
         sketch.merge(self.hists["e2e_ms"], rollup.e2e_hist)
-        sketch.merge(self.itl, rollup.itl_hist)
+        sketch.merge(self.seen.itl, rollup.itl_hist)
 
     def merge(self, other: RollupBucket) -> None:
-        self._count(other.requests, other.errors, other.good, other.input_tokens, other.output_tokens)
+        o = other.seen
+        self.seen.add_counts(o.requests, o.errors, o.good, o.input_tokens, o.output_tokens)
         for name, hist in other.hists.items():
             sketch.merge(self.hists[name], hist)
-        sketch.merge(self.itl, other.itl)
+        sketch.merge(self.seen.itl, o.itl)
 
     def latency(self) -> dict[str, dict]:
         return {name: _percentile_labels(sketch.quantiles(hist, QUANTILES)) for name, hist in self.hists.items()}

@@ -16,13 +16,15 @@ from telemetry.models import LatencyRollup, RequestMetric, UsageHour
 from telemetry.periods import day_of, hour_of
 
 _HISTOGRAMS = ("ttft_hist", "tpot_hist", "itl_hist", "e2e_hist")
-_ROLLUP_FIELDS = ("requests", "errors", "good", "input_tokens", "output_tokens", *_HISTOGRAMS)
+_COUNTS = ("requests", "errors", "good", "input_tokens", "output_tokens")
+_ROLLUP_FIELDS = (*_COUNTS, *_HISTOGRAMS)
 _USAGE_FIELDS = ("requests", "errors", "input_tokens", "output_tokens", "first_request_at", "last_request_at")
 
 
 @dataclass
 class LatencyDelta:
-    """What a set of requests adds to one roll-up row. Latency histograms hold successful requests only."""
+    """Requests counted, and the latencies of the successful ones kept: what they add to a roll-up row, and what
+    an exact report over raw rows reads (``telemetry/latency.py``), so both classify a request the same way."""
 
     requests: int = 0
     errors: int = 0
@@ -35,22 +37,29 @@ class LatencyDelta:
     itl: sketch.Histogram = field(default_factory=dict)
 
     def add(self, row: RequestMetric) -> None:
-        self.requests += 1
-        self.good += row.good
-        self.input_tokens += row.input_tokens
-        self.output_tokens += row.output_tokens
-        if row.status >= 400:
-            self.errors += 1
+        self.add_request(row.status, row.ttft_ms, row.tpot_ms, row.e2e_ms, row.itl_hist, row.good,
+                         row.input_tokens, row.output_tokens)  # fmt: skip
+
+    def add_request(self, status, ttft, tpot, e2e, itl_hist, good, input_tokens, output_tokens) -> None:
+        self.add_counts(1, status >= 400, good, input_tokens, output_tokens)
+        if status >= 400:
             return
-        if row.ttft_ms is not None:
-            self.ttft.append(row.ttft_ms)
-        if row.tpot_ms is not None:
-            self.tpot.append(row.tpot_ms)
-        self.e2e.append(row.e2e_ms)
-        sketch.merge(self.itl, row.itl_hist)
+        if ttft is not None:
+            self.ttft.append(ttft)
+        if tpot is not None:
+            self.tpot.append(tpot)
+        self.e2e.append(e2e)
+        sketch.merge(self.itl, itl_hist)
+
+    def add_counts(self, requests, errors, good, input_tokens, output_tokens) -> None:
+        self.requests += requests
+        self.errors += errors
+        self.good += good
+        self.input_tokens += input_tokens
+        self.output_tokens += output_tokens
 
     def __call__(self, rollup: LatencyRollup) -> None:
-        for name in ("requests", "errors", "good", "input_tokens", "output_tokens"):
+        for name in _COUNTS:
             setattr(rollup, name, getattr(rollup, name) + getattr(self, name))
         sketch.merge(rollup.ttft_hist, sketch.histogram(self.ttft))
         sketch.merge(rollup.tpot_hist, sketch.histogram(self.tpot))

@@ -5,12 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
-from controlplane.db import insert_new
 from inference_jobs.models import InferenceTask
-from telemetry.ingest import IngestResult, check_records
+from telemetry.ingest import IngestResult, check_records, store_new
 from telemetry.models import LatencyRollup, RequestMetric, UsageHour
 from telemetry.records import METRIC_FIELDS, meets_targets, metric_cross_check
 from telemetry.rollups import roll_up
@@ -22,19 +20,20 @@ def metrics_ingest(*, task: InferenceTask, records: list) -> IngestResult:
     """Store a batch of the task's request metrics: each new record once, with its roll-ups and usage."""
     batch = check_records(records, METRIC_FIELDS, metric_cross_check(task))
     now = timezone.now()
-    rows: dict = {}
-    for record in batch.clean:
-        rows.setdefault(record["id"], RequestMetric(
+
+    def row(record: dict) -> RequestMetric:
+        return RequestMetric(
             id=record["id"], tenant_id=task.tenant_id, task_id=task.pk, api_key_id=record["api_key_id"],
             started_at=record["started_at"], received_at=now, status=record["status"], stream=record["stream"],
             ttft_ms=record["ttft_ms"], tpot_ms=record["tpot_ms"], e2e_ms=record["e2e_ms"],
             itl_hist=record["itl_hist"], chunks=record["chunks"], input_tokens=record["input_tokens"],
             output_tokens=record["output_tokens"], good=meets_targets(record, task.ttft_slo_ms, task.tpot_slo_ms),
-        ))  # fmt: skip
-    with transaction.atomic():
-        stored = insert_new(RequestMetric, list(rows.values()))
-        roll_up(tenant_id=task.tenant_id, task_id=task.pk, rows=[rows[pk] for pk in stored])
-    return IngestResult(received=batch.received, stored=len(stored), rejected=batch.rejected)
+        )  # fmt: skip
+
+    def add_up(new_rows: list[RequestMetric]) -> None:
+        roll_up(tenant_id=task.tenant_id, task_id=task.pk, rows=new_rows)
+
+    return store_new(RequestMetric, batch, row, add_up)
 
 
 def metrics_purge(*, now=None) -> dict[str, int]:
