@@ -21,7 +21,7 @@ from inference_jobs import orchestrator
 from inference_jobs.choices import DesiredState, EventLevel, TaskStatus
 from inference_jobs.models import InferenceTask, TaskEvent
 from inference_jobs.orchestrator.kubernetes.api import PermanentError
-from inference_jobs.orchestrator.kubernetes.backend import Observation
+from inference_jobs.orchestrator.results import Observation
 from inference_jobs.orchestrator.spec import TaskSpec, task_specs
 from tenancy.models import Tenant
 

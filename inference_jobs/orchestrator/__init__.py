@@ -2,10 +2,12 @@
 
 ``AICP_ORCHESTRATOR`` picks one:
 
+* ``local`` (the default, the embedded one): each instance is an engine process and an adapter process on this
+  machine, the gateway's port on 127.0.0.1 (``orchestrator/local/``, ``docs/local.md``);
 * ``kubernetes``: Deployments, Services, Secrets, Gateway listeners and HTTPRoutes through the API server
   (``orchestrator/kubernetes/``);
-* ``none`` (the default until the embedded ``local`` backend lands): tasks are stored and admitted, nothing
-  is deployed and no reconcile is scheduled.
+* ``none``: tasks are stored and admitted, nothing is deployed and no reconcile is scheduled (the test suite's
+  default).
 
 The reconciler (``inference_jobs/reconciler.py``) is the only caller; backends take ``TaskSpec`` snapshots
 (``spec.py``) and never touch the database.
@@ -16,15 +18,29 @@ from __future__ import annotations
 from django.conf import settings
 
 KUBERNETES = "kubernetes"
+LOCAL = "local"
 NONE = "none"
+# How soon the Celery reconcile of a task that is still converging looks again. Local processes start in
+# seconds, so a short poll shows ``running`` as soon as they answer; a cluster rollout takes minutes and
+# polling 500 tasks every few seconds would load the API server, so Kubernetes is left to its sweep.
+FOLLOW_UP_S = {LOCAL: 2.0}
 
 
 def enabled() -> bool:
     return settings.AICP_ORCHESTRATOR != NONE
 
 
+def follow_up_s() -> float | None:
+    """Seconds after which a task that is still deploying is reconciled again; None: leave it to the sweep."""
+    return FOLLOW_UP_S.get(settings.AICP_ORCHESTRATOR)
+
+
 def get_backend():
     """The configured backend, or None when no orchestrator is configured."""
+    if settings.AICP_ORCHESTRATOR == LOCAL:
+        from inference_jobs.orchestrator.local.backend import LocalBackend
+
+        return LocalBackend(local_settings())
     if settings.AICP_ORCHESTRATOR == KUBERNETES:
         from compute_pools.choices import Vendor
         from compute_pools.models import AcceleratorType
@@ -36,7 +52,7 @@ def get_backend():
         return KubernetesBackend(kube_api(), cluster_settings(), resources)
     if settings.AICP_ORCHESTRATOR == NONE:
         return None
-    raise ValueError(f"unknown AICP_ORCHESTRATOR {settings.AICP_ORCHESTRATOR!r} (kubernetes or none)")
+    raise ValueError(f"unknown AICP_ORCHESTRATOR {settings.AICP_ORCHESTRATOR!r} (local, kubernetes or none)")
 
 
 def cluster_settings():
@@ -49,4 +65,15 @@ def cluster_settings():
         gateway_class=settings.AICP_KUBE_GATEWAY_CLASS,
         model_pvc=settings.AICP_KUBE_MODEL_PVC,
         serving_image=settings.AICP_SERVING_IMAGE,
+    )
+
+
+def local_settings():
+    from inference_jobs.orchestrator.local.backend import LocalSettings
+
+    return LocalSettings(
+        run_dir=settings.AICP_LOCAL_RUN_DIR,
+        storage_root=settings.AICP_STORAGE_ROOT,
+        engine_threads=settings.AICP_LOCAL_ENGINE_THREADS,
+        working_dir=settings.BASE_DIR,
     )

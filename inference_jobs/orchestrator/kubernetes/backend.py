@@ -17,7 +17,6 @@ for the whole installation and works from that index, which is what makes a full
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
 
 from inference_jobs.choices import TaskStatus
 from inference_jobs.orchestrator.kubernetes import render
@@ -29,29 +28,12 @@ from inference_jobs.orchestrator.kubernetes.render import (
     SPEC_HASH,
     ClusterSettings,
 )
+from inference_jobs.orchestrator.results import Observation, SweepResult
 from inference_jobs.orchestrator.spec import TaskSpec, TenantSpec
 
 TASK_KINDS = ("Secret", "Deployment", "Service", "HTTPRoute")
 TENANT_KINDS = ("Namespace", "ResourceQuota", "NetworkPolicy")
 LISTENER_RETRIES = 8
-
-
-@dataclass(frozen=True)
-class Observation:
-    """What a task's pods are doing: a ``TaskStatus`` value, a reason (event-style) and a human message."""
-
-    status: str
-    reason: str
-    message: str = ""
-    ready: int = 0
-
-
-@dataclass
-class SweepResult:
-    observations: dict[int, Observation] = field(default_factory=dict)  # task id → what runs
-    removed: set[int] = field(default_factory=set)  # deleting tasks whose objects are all gone
-    errors: dict[int, KubeError] = field(default_factory=dict)  # task id → why it could not converge this pass
-    orphans_deleted: int = 0
 
 
 def is_subset(wanted, live) -> bool:

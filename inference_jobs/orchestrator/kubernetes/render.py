@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 
 from compute_pools.choices import Mode, Vendor
-from inference_jobs.choices import SamplingPolicy
+from inference_jobs.orchestrator.adapter import adapter_config as neutral_adapter_config
 from inference_jobs.orchestrator.spec import TaskSpec, TenantSpec
 
 GROUP = "aicp.io"
@@ -149,28 +149,8 @@ def render_tenant(tenant: TenantSpec, resource_names: list[str], cluster: Cluste
 
 
 def adapter_config(spec: TaskSpec) -> dict:
-    """The adapter's config file (format: ``serving/adapter/config.py``)."""
-    config = {
-        "task_id": spec.id,
-        "tenant_id": spec.tenant.id,
-        "served_model_name": spec.served_model_name,
-        "upstream_model": spec.served_model_name,
-        "system_prompt": spec.system_prompt,
-        "sampling_policy": "locked" if spec.sampling_policy == SamplingPolicy.LOCKED else "defaults",
-        "sampling": {
-            "temperature": spec.temperature,
-            "top_p": spec.top_p,
-            "repetition_penalty": spec.repetition_penalty,
-        },
-        "api_keys": [{"id": key_id, "digest": digest} for key_id, digest in spec.api_keys],
-        "tokens_per_minute": spec.tenant.max_tokens_per_minute or None,
-        "runtime_image_version": spec.image_version,
-        "slo": {"ttft_ms": spec.ttft_slo_ms, "tpot_ms": spec.tpot_slo_ms},
-        "reflow": {"enabled": spec.reflow_enabled, "sample_rate": 1.0, "redact": True, "spool_dir": SPOOL_MOUNT},
-    }
-    if spec.ingest_url:
-        config["ingest"] = {"url": spec.ingest_url, "token": spec.ingest_token}
-    return config
+    """The adapter's config file, its spool on the pod's spool volume."""
+    return neutral_adapter_config(spec, SPOOL_MOUNT)
 
 
 def render_secret(spec: TaskSpec, cluster: ClusterSettings) -> dict:
