@@ -10,10 +10,12 @@ from pathlib import Path
 import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# Everything the embedded default writes (SQLite file, storage, broker, run folders, demo credentials).
+# AICP_VAR_DIR moves it all elsewhere, e.g. a fresh folder per `make demo-check`.
+VAR_DIR = Path(env.str("AICP_VAR_DIR", default=str(BASE_DIR / "var")))
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="aicp-embedded-default-not-a-secret")
@@ -37,6 +39,7 @@ INSTALLED_APPS = [
     "inference_jobs",
     "telemetry",
     "reflow",
+    "controlplane.console",
 ]
 
 MIDDLEWARE = [
@@ -63,6 +66,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "controlplane.console.context_processors.console",
             ],
         },
     },
@@ -72,7 +76,7 @@ TEMPLATES = [
 # write lock up front, so the counting rules (500 tasks, 16 ports, quotas) serialise there too.
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'aicp.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    VAR_DIR.mkdir(exist_ok=True)
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES["default"].setdefault("OPTIONS", {}).update({"transaction_mode": "IMMEDIATE", "timeout": 20})
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
@@ -97,6 +101,10 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]  # the console's stylesheet and script, and vendored htmx (no CDN)
+LOGIN_URL = "console:login"
+LOGIN_REDIRECT_URL = "console:dashboard"
+LOGOUT_REDIRECT_URL = "console:login"
 
 # Storage: where uploaded models (and later captured reflow data) live. A local folder in the embedded
 # default; a mounted volume in production.
@@ -111,10 +119,15 @@ FILE_UPLOAD_HANDLERS = ["catalog.uploads.HashingSizeLimitedUploadHandler"]
 AICP_NVIDIA_RESOURCE_NAME = env.str("AICP_NVIDIA_RESOURCE_NAME", default="nvidia.com/gpu")
 AICP_ILUVATAR_RESOURCE_NAME = env.str("AICP_ILUVATAR_RESOURCE_NAME", default="iluvatar.ai/gpu")
 
-# Orchestrator (inference_jobs/orchestrator/): "kubernetes", or "none" (tasks are admitted and stored, nothing
-# is deployed). The Kubernetes API server: AICP_KUBE_API_URL (a plain URL: kubectl proxy, the test emulator),
-# else AICP_KUBECONFIG (a kubeconfig file), else the in-cluster service account.
-AICP_ORCHESTRATOR = env.str("AICP_ORCHESTRATOR", default="none")
+# Orchestrator (inference_jobs/orchestrator/): "local" (the embedded default: engine and adapter processes on this
+# machine, docs/local.md), "kubernetes", or "none" (tasks are admitted and stored, nothing is deployed). The
+# Kubernetes API server: AICP_KUBE_API_URL (a plain URL: kubectl proxy, the test emulator), else AICP_KUBECONFIG
+# (a kubeconfig file), else the in-cluster service account.
+AICP_ORCHESTRATOR = env.str("AICP_ORCHESTRATOR", default="local")
+_LOCAL_ORCHESTRATOR = AICP_ORCHESTRATOR == "local"
+# The local backend: one run folder per task (config, state, logs), and torch threads per engine process.
+AICP_LOCAL_RUN_DIR = Path(env.str("AICP_LOCAL_RUN_DIR", default=str(VAR_DIR / "run" / "local")))
+AICP_LOCAL_ENGINE_THREADS = env.int("AICP_LOCAL_ENGINE_THREADS", default=1)
 AICP_KUBE_API_URL = env.str("AICP_KUBE_API_URL", default="")
 AICP_KUBECONFIG = env.str("AICP_KUBECONFIG", default="")
 AICP_KUBE_TIMEOUT_S = env.float("AICP_KUBE_TIMEOUT_S", default=10.0)
@@ -125,8 +138,13 @@ AICP_KUBE_GATEWAY_NAMESPACE = env.str("AICP_KUBE_GATEWAY_NAMESPACE", default="ai
 AICP_KUBE_GATEWAY_CLASS = env.str("AICP_KUBE_GATEWAY_CLASS", default="aicp")
 AICP_KUBE_MODEL_PVC = env.str("AICP_KUBE_MODEL_PVC", default="aicp-models")  # the storage root, mounted read-only
 AICP_SERVING_IMAGE = env.str("AICP_SERVING_IMAGE", default="aicp/serving:0.1.0")  # the adapter's image
-# Where adapters ship metric and reflow records (the control plane's ingest API, as pods reach it).
-AICP_INGEST_URL = env.str("AICP_INGEST_URL", default="http://aicp.aicp-system.svc/api/v1/ingest/")
+# Where adapters ship metric and reflow records (the control plane's ingest API, as pods or local processes reach it).
+AICP_INGEST_URL = env.str(
+    "AICP_INGEST_URL",
+    default="http://127.0.0.1:8000/api/v1/ingest/"
+    if _LOCAL_ORCHESTRATOR
+    else "http://aicp.aicp-system.svc/api/v1/ingest/",
+)
 AICP_INGEST_MAX_BODY_BYTES = env.int("AICP_INGEST_MAX_BODY_BYTES", default=32 * 1024**2)  # one batch's body
 
 # Telemetry (telemetry/): raw request rows answer exact percentiles for recent windows and per-minute token
@@ -171,7 +189,8 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_TIMEZONE = TIME_ZONE
 # Periodic work (`make beat`). A run that waits longer than its interval expires, so missed runs do not pile up.
-AICP_RECONCILE_SWEEP_S = env.int("AICP_RECONCILE_SWEEP_S", default=60)
+# The local backend's sweep is also what restarts a dead engine (like a kubelet), so it runs often; it is cheap.
+AICP_RECONCILE_SWEEP_S = env.int("AICP_RECONCILE_SWEEP_S", default=5 if _LOCAL_ORCHESTRATOR else 60)
 AICP_NODE_INVENTORY_S = env.int("AICP_NODE_INVENTORY_S", default=300)
 AICP_RETENTION_PURGE_S = env.int("AICP_RETENTION_PURGE_S", default=3600)
 CELERY_BEAT_SCHEDULE = {

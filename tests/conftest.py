@@ -19,6 +19,13 @@ def fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def no_orchestrator(settings):
+    """Tasks are stored, never deployed, unless a test picks an orchestrator (the embedded default, ``local``,
+    would start engine processes on every write)."""
+    settings.AICP_ORCHESTRATOR = "none"
+
+
 def api_client_for(user: User | None) -> APIClient:
     """An API client that authenticates as ``user`` with a real personal API token (as automation does)."""
     client = APIClient()

@@ -1,7 +1,8 @@
-"""Helpers shared by the suites: counting the queries of a list, racing concurrent requests."""
+"""Helpers shared by the suites: counting the queries of a list, racing concurrent requests, reading console pages."""
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 
@@ -27,6 +28,19 @@ def list_query_counts(client: APIClient, url: str, fill: Callable[[int], None], 
     return counts
 
 
+def page_query_counts(client, url: str, fill: Callable[[int], None], sizes=(3, 30)) -> list[int]:
+    """The queries a console page runs for each number of rows; ``fill(n)`` makes ``n`` rows visible to the
+    client. The first request is not counted (it warms the session and the user's roles)."""
+    client.get(url)
+    counts = []
+    for size in sizes:
+        fill(size)
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(url).status_code == 200
+        counts.append(len(captured))
+    return counts
+
+
 def race(requests: list[Callable[[], object]]) -> list[tuple[int, str | None]]:
     """Send every request at the same moment, one thread (and database connection) each; return each
     response's status and error code."""
@@ -48,3 +62,17 @@ def race(requests: list[Callable[[], object]]) -> list[tuple[int, str | None]]:
     for thread in threads:
         thread.join(timeout=120)
     return results
+
+
+def field_error_codes(response, field: str) -> list[str]:
+    """The ``data-code`` of each error a console page shows on one form field (``console/_field.html``)."""
+    html = response.content.decode()
+    block = re.search(rf'id="field-{field}">(.*?)\n</div>', html, re.DOTALL)
+    assert block, f"no field {field} on the page"
+    return re.findall(r'class="error" data-code="([^"]+)"', block.group(1))
+
+
+def row(response, marker: str) -> str:
+    """The table row of a console page carrying ``marker`` (e.g. ``data-tenant="acme"``), or "" when absent."""
+    found = re.search(rf"<tr {marker}>(.*?)</tr>", response.content.decode(), re.DOTALL)
+    return found.group(1) if found else ""
