@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # The suite runs on PostgreSQL; pytest-django creates and drops its own test_<name> database.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/aicp
 
-.PHONY: install run worker beat test lint format bench-api bench-serving bench-reconcile bench-ingest schema
+.PHONY: install run demo-check worker beat test lint format bench-api bench-serving bench-reconcile bench-ingest schema
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,9 +16,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Migrate, set up the demo platform (once), start web server, Celery worker and beat; Ctrl-C stops them all.
+# AICP_PORT (default 8000); everything written goes to var/ (AICP_VAR_DIR). See docs/embedded.md.
 run: $(STAMP)
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py runserver 127.0.0.1:8000
+	$(BIN)/python -m controlplane.embedded
+
+# `make run` from a fresh var folder, unattended, up to the first streamed token of a demo task; then Ctrl-C.
+demo-check: $(STAMP)
+	$(BIN)/python -m benchmarks.demo_check
 
 # The Celery worker and the periodic scheduler; the broker is CELERY_BROKER_URL (default: var/celery/, no server).
 worker: $(STAMP)
@@ -28,7 +33,12 @@ beat: $(STAMP)
 	mkdir -p var
 	$(BIN)/celery -A controlplane beat --loglevel=INFO --schedule var/celerybeat-schedule
 
-test: $(STAMP)
+# The console's browser tests drive Debian's Chromium (never a browser downloaded by a tool).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
+
+test: $(STAMP) $(CHROMIUM)
 	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
