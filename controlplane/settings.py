@@ -137,7 +137,6 @@ AICP_KUBE_NAMESPACE_PREFIX = env.str("AICP_KUBE_NAMESPACE_PREFIX", default="aicp
 AICP_KUBE_GATEWAY_NAMESPACE = env.str("AICP_KUBE_GATEWAY_NAMESPACE", default="aicp-gateways")
 AICP_KUBE_GATEWAY_CLASS = env.str("AICP_KUBE_GATEWAY_CLASS", default="aicp")
 AICP_KUBE_MODEL_PVC = env.str("AICP_KUBE_MODEL_PVC", default="aicp-models")  # the storage root, mounted read-only
-AICP_SERVING_IMAGE = env.str("AICP_SERVING_IMAGE", default="aicp/serving:0.1.0")  # the adapter's image
 # Where adapters ship metric and reflow records (the control plane's ingest API, as pods or local processes reach it).
 AICP_INGEST_URL = env.str(
     "AICP_INGEST_URL",

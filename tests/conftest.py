@@ -12,6 +12,9 @@ from tenancy.models import Tenant, User
 from tenancy.services import personal_token_create
 from tests import factories
 
+# The API-server emulator as a cluster: the `emulator` and `kube` fixtures.
+pytest_plugins = ["tests.kube.cluster"]
+
 
 @pytest.fixture(autouse=True)
 def fast_password_hashing(settings):

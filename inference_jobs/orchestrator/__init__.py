@@ -64,7 +64,6 @@ def cluster_settings():
         gateway_namespace=settings.AICP_KUBE_GATEWAY_NAMESPACE,
         gateway_class=settings.AICP_KUBE_GATEWAY_CLASS,
         model_pvc=settings.AICP_KUBE_MODEL_PVC,
-        serving_image=settings.AICP_SERVING_IMAGE,
     )
 
 

@@ -11,52 +11,19 @@ import pytest
 from django.db import connection
 
 from catalog.services import runtime_image_version_publish
-from controlplane.celery import app as celery_app
 from gateways.models import GatewayPort
 from inference_jobs import reconciler
 from inference_jobs.choices import TaskStatus
 from inference_jobs.models import InferenceTask
 from inference_jobs.orchestrator.kubernetes import render
-from inference_jobs.orchestrator.kubernetes.api import reset_client
 from inference_jobs.services import task_create
 from inference_jobs.tasks import reconcile_task
 from tenancy.credentials import credential_matches
 from tests.conftest import api_client_for, make_deployable
-from tests.kube.emulator import KubeEmulator
+from tests.kube.cluster import create_via_api
 
 GATEWAY_NS = "aicp-gateways"
 TASK_KINDS = ("deployments", "services", "secrets", "httproutes")
-
-
-@pytest.fixture(scope="session")
-def emulator():
-    with KubeEmulator() as emu:
-        yield emu
-
-
-@pytest.fixture
-def kube(emulator, settings):
-    """The emulator, empty but for the gateways' namespace, as the cluster of an installation named ``aicp``."""
-    emulator.reset()
-    emulator.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": GATEWAY_NS}})
-    settings.AICP_ORCHESTRATOR = "kubernetes"
-    settings.AICP_KUBE_API_URL = emulator.url
-    settings.AICP_KUBE_TIMEOUT_S = 1.0
-    reset_client()
-    saved = celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates
-    # Eager, and retries re-run at once (an eager task that propagates its exceptions would not retry).
-    celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates = True, False
-    yield emulator
-    celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates = saved
-    reset_client()
-
-
-def create_via_api(deployable, capture, **overrides):
-    client = api_client_for(deployable.member)
-    with capture(execute=True):
-        response = client.post("/api/v1/tasks/", deployable.api_payload(**overrides), format="json")
-    assert response.status_code == 201, response.json()
-    return InferenceTask.objects.get(pk=response.json()["id"])
 
 
 def labelled(kube, task_id: int) -> dict[str, list[str]]:
@@ -116,7 +83,7 @@ def test_create_produces_exactly_the_objects_and_delete_leaves_nothing(
     pod = deployment["spec"]["template"]["spec"]
     engine, adapter = pod["containers"]
     version = task.runtime_image_version
-    assert engine["image"] == f"{version.image.repository}:{version.version}"
+    assert engine["image"] == adapter["image"] == f"{version.image.repository}:{version.version}"
     assert engine["resources"]["limits"] == {resource: "2"}
     assert engine["volumeMounts"] == [
         {"name": "model", "mountPath": "/models/model", "subPath": task.model.storage_path, "readOnly": True}
@@ -190,6 +157,42 @@ def test_pod_states_show_as_the_task_status_within_one_reconcile(
     if state != "ready":  # and back once the pods recover
         kube.simulate_pods("aicp-acme", f"task-{task.pk}", "ready")
         assert reconciler.reconcile_task(task.pk) == TaskStatus.RUNNING
+
+
+def _warning(kube, namespace: str, kind: str, name: str, reason: str, message: str, at: str) -> None:
+    meta = {"name": f"{name}.{reason.lower()}", "namespace": namespace, "creationTimestamp": at}
+    involved = {"kind": kind, "namespace": namespace, "name": name}
+    kube.seed({"apiVersion": "v1", "kind": "Event", "metadata": meta, "involvedObject": involved, "reason": reason,
+               "message": message, "type": "Warning", "lastTimestamp": at})  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_a_task_whose_pods_cannot_start_says_why_from_their_warning_events(kube, django_capture_on_commit_callbacks):
+    deployable = make_deployable("acme")
+    task = create_via_api(deployable, django_capture_on_commit_callbacks)
+    name = f"task-{task.pk}"
+    # Over quota: the ReplicaSet cannot create a pod, and only its event says so.
+    _warning(kube, "aicp-acme", "ReplicaSet", f"{name}-5d8f7", "FailedCreate",
+             'pods "x" is forbidden: exceeded quota: aicp-accelerators', "2026-11-22T10:00:00Z")  # fmt: skip
+    _warning(kube, "aicp-acme", "Pod", "task-999999-abc-0", "BackOff", "another task's pod", "2026-11-22T10:05:00Z")
+    assert reconciler.reconcile_task(task.pk) == TaskStatus.DEPLOYING
+    task.refresh_from_db()
+    assert task.status_message == "0 of 1 instance(s) ready. FailedCreate: " + (
+        'pods "x" is forbidden: exceeded quota: aicp-accelerators'
+    )
+    # A pod that waits for its volume: its newest warning wins, and an old ReplicaSet's events no longer count.
+    kube.simulate_pods("aicp-acme", name, "progressing")
+    (pod,) = kube.objects("pods", "aicp-acme", label_selector=f"aicp.io/task={task.pk}")
+    _warning(kube, "aicp-acme", "Pod", pod["metadata"]["name"], "FailedMount",
+             'persistentvolumeclaim "aicp-models" not found', "2026-11-22T10:10:00Z")  # fmt: skip
+    assert reconciler.reconcile_task(task.pk) == TaskStatus.DEPLOYING
+    task.refresh_from_db()
+    assert task.status_message == '0 of 1 instance(s) ready. FailedMount: persistentvolumeclaim "aicp-models" not found'
+    # Once running, warnings are not read at all.
+    kube.simulate_pods("aicp-acme", name, "ready")
+    kube.reset_log()
+    assert reconciler.reconcile_task(task.pk) == TaskStatus.RUNNING
+    assert not [record for record in kube.requests if record.plural == "events"]
 
 
 # ---- 3. faults ----------------------------------------------------------------------------------------------
@@ -302,8 +305,8 @@ def test_a_new_image_version_changes_nothing_until_update_image(kube, django_cap
     client = api_client_for(deployable.member)
     with django_capture_on_commit_callbacks(execute=True):
         assert client.post(f"/api/v1/tasks/{task.pk}/update-image/").status_code == 200
-    engine = kube.get("deployments", "aicp-acme", name)["spec"]["template"]["spec"]["containers"][0]
-    assert engine["image"] == f"{image.repository}:9.9.9"
+    engine, adapter = kube.get("deployments", "aicp-acme", name)["spec"]["template"]["spec"]["containers"]
+    assert engine["image"] == adapter["image"] == f"{image.repository}:9.9.9"
     task.refresh_from_db()
     assert task.status == TaskStatus.UPDATING
     kube.simulate_pods("aicp-acme", name, "ready")

@@ -62,6 +62,7 @@ KINDS = {
         Kind("Secret", "CoreV1Api", "secret"),
         Kind("Service", "CoreV1Api", "service"),
         Kind("Pod", "CoreV1Api", "pod"),
+        Kind("Event", "CoreV1Api", "event"),
         Kind("NetworkPolicy", "NetworkingV1Api", "network_policy"),
         Kind("Deployment", "AppsV1Api", "deployment"),
         Kind("Gateway", "CustomObjectsApi", "", custom=(*_GATEWAY_API, "gateways")),
@@ -153,8 +154,16 @@ class KubeAPI:
     def get(self, kind: str, name: str, namespace: str | None = None) -> dict | None:
         return self._call(KINDS[kind], "read", name=name, namespace=namespace)
 
-    def list(self, kind: str, namespace: str | None = None, label_selector: str | None = None) -> list[dict]:
+    def list(
+        self,
+        kind: str,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> list[dict]:
         extra = {"label_selector": label_selector} if label_selector else {}
+        if field_selector:
+            extra["field_selector"] = field_selector
         return self._call(KINDS[kind], "list", namespace=namespace, **extra).get("items", [])
 
     def create(self, obj: dict) -> dict:

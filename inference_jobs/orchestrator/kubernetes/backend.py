@@ -72,6 +72,7 @@ class ClusterView:
         self.objects: dict[tuple[str, str, str], dict | None] = {}
         self.pods_by_task: dict[str, list[dict]] = defaultdict(list)
         self.tenants_done: set[str] = set()  # tenants whose namespace objects were converged in this pass
+        self.warning_events: dict[str, list[dict]] = {}  # namespace → its Warning events, read once per pass
 
     def prefetch(self) -> None:
         """List every kind we manage once, for the whole installation."""
@@ -103,6 +104,12 @@ class ClusterView:
             return self.pods_by_task.get(str(spec.id), [])
         selector = f"{LABEL_INSTALLATION}={self.cluster.installation},{LABEL_TASK}={spec.id}"
         return self.api.list("Pod", namespace=namespace, label_selector=selector)
+
+    def warnings(self, namespace: str) -> list[dict]:
+        """The namespace's Warning events (listed once per pass, only for tasks that are not ready)."""
+        if namespace not in self.warning_events:
+            self.warning_events[namespace] = self.api.list("Event", namespace=namespace, field_selector="type=Warning")
+        return self.warning_events[namespace]
 
     def of_kind(self, kind: str) -> list[dict]:
         return [obj for (k, _, _), obj in self.objects.items() if k == kind and obj is not None]
@@ -199,7 +206,15 @@ class KubernetesBackend:
             self.ensure_listener(spec, view)
         namespace = render.namespace_name(spec.tenant.slug, self.cluster)
         deployment = view.get("Deployment", render.task_object_name(spec.id), namespace)
-        return observe(spec, deployment, view.pods(spec, namespace))
+        pods = view.pods(spec, namespace)
+        observation = observe(spec, deployment, pods)
+        if observation.status == TaskStatus.DEPLOYING and deployment is not None:
+            # Pods stuck before their containers run (a missing volume, a quota the ReplicaSet hits) say why only
+            # in events.
+            names = [(pod.get("metadata") or {}).get("name", "") for pod in pods]
+            name = render.task_object_name(spec.id)
+            observation = with_latest_warning(observation, view.warnings(namespace), name, names)
+        return observation
 
     def remove(self, spec: TaskSpec, view: ClusterView | None = None) -> bool:
         """Delete the task's objects and its listener; True once nothing of it is left, False while the cluster
@@ -297,6 +312,33 @@ def _pod_problem(pod: dict) -> Observation | None:
         if reason in _CONFIG_ERRORS:
             return Observation(TaskStatus.FAILED, reason, waiting.get("message") or reason)
     return None
+
+
+def _event_time(event: dict) -> str:
+    return event.get("lastTimestamp") or event.get("eventTime") or (event.get("metadata") or {}).get(
+        "creationTimestamp", ""
+    )
+
+
+def _concerns(event: dict, name: str, pods: list[str]) -> bool:
+    """Whether an event is about the task's Deployment (``name``), one of its current ``pods`` or their ReplicaSet;
+    with no pods yet, about any ReplicaSet of the Deployment (one that cannot create pods, e.g. over quota)."""
+    involved = (event.get("involvedObject") or {}).get("name", "")
+    if involved == name or involved in pods:
+        return True
+    if pods:
+        return any(pod.startswith(f"{involved}-") for pod in pods)
+    return (event.get("involvedObject") or {}).get("kind") == "ReplicaSet" and involved.startswith(f"{name}-")
+
+
+def with_latest_warning(observation: Observation, events: list[dict], name: str, pods: list[str]) -> Observation:
+    """Add the newest Warning event about the task's Deployment, ReplicaSet or pods to the status message."""
+    ours = [event for event in events if event.get("type") == "Warning" and _concerns(event, name, pods)]
+    if not ours:
+        return observation
+    latest = max(ours, key=_event_time)
+    message = f"{observation.message} {latest.get('reason', 'Warning')}: {latest.get('message', '')}".strip()
+    return Observation(observation.status, observation.reason, message, observation.ready)
 
 
 def observe(spec: TaskSpec, deployment: dict | None, pods: list[dict]) -> Observation:

@@ -44,7 +44,6 @@ class ClusterSettings:
     gateway_namespace: str = "aicp-gateways"
     gateway_class: str = "aicp"
     model_pvc: str = "aicp-models"
-    serving_image: str = "aicp/serving:0.1.0"
 
 
 # ---- names ----------------------------------------------------------------------------------------------
@@ -212,7 +211,7 @@ def render_deployment(spec: TaskSpec, cluster: ClusterSettings, config_hash: str
     adapter_command += ["--port", str(ADAPTER_PORT)]
     adapter = {
         "name": "adapter",
-        "image": cluster.serving_image,
+        "image": spec.image,  # every runtime image carries the adapter too (docker/runtime-*.Dockerfile)
         "command": adapter_command,
         "ports": [{"name": "http", "containerPort": ADAPTER_PORT, "protocol": "TCP"}],
         "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
