@@ -129,11 +129,12 @@ def drop_database(db: BenchDatabase) -> None:
 
 def server_env(db: BenchDatabase) -> dict[str, str]:
     """The environment of ``migrate``, gunicorn and this process: the bench database, DEBUG off (with DEBUG
-    on, Django keeps every query of a request in memory)."""
+    on, Django keeps every query of a request in memory), and plain HTTP (DEBUG off would redirect it to HTTPS)."""
     return {
         **os.environ,
         "DATABASE_URL": db.url,
         "DJANGO_DEBUG": "0",
+        "AICP_SECURE": "0",
         "DJANGO_SETTINGS_MODULE": "controlplane.settings",
     }
 
@@ -151,7 +152,7 @@ def migrate(db: BenchDatabase) -> None:
 
 
 def setup_django(db: BenchDatabase) -> None:
-    os.environ.update({k: v for k, v in server_env(db).items() if k in ("DATABASE_URL", "DJANGO_DEBUG")})
+    os.environ.update({k: v for k, v in server_env(db).items() if k in ("DATABASE_URL", "DJANGO_DEBUG", "AICP_SECURE")})
     os.environ["DJANGO_SETTINGS_MODULE"] = "controlplane.settings"
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))

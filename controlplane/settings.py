@@ -5,9 +5,12 @@ Production and the test suite set ``DATABASE_URL`` (PostgreSQL). Every knob is a
 conventional Django/Celery variable; ``.env`` in the project root is read when present.
 """
 
+import logging
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -20,6 +23,28 @@ VAR_DIR = Path(env.str("AICP_VAR_DIR", default=str(BASE_DIR / "var")))
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="aicp-embedded-default-not-a-secret")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+# Origins (scheme included: https://aicp.example.com) trusted for the console's form posts when the Host that
+# Django sees is not the one the browser used.
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+# HTTPS. In production TLS ends at the Ingress, which says so in X-Forwarded-Proto. AICP_SECURE (on whenever DEBUG
+# is off) then trusts that header, redirects plain HTTP to HTTPS, marks the cookies secure and sends HSTS.
+AICP_SECURE = env.bool("AICP_SECURE", default=not DEBUG)
+if AICP_SECURE:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env.int("AICP_HSTS_SECONDS", default=365 * 24 * 3600)  # 0 sends no HSTS header
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("AICP_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("AICP_HSTS_PRELOAD", default=True)
+# Answered over plain HTTP even then: the kubelet's probes and Prometheus reach the pod directly, and adapters in
+# tenant namespaces post to the control plane's Service (AICP_INGEST_URL). Django matches these against the path
+# without its leading "/".
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$", r"^api/v1/ingest/"]
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"  # no console page is framed, by the console or anyone else
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -43,7 +68,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "controlplane.metrics.RequestMetricsMiddleware",  # first, so that redirects and static files are counted too
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # static files, answered before sessions and authentication
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -100,8 +127,18 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT = Path(env.str("AICP_STATIC_ROOT", default=str(VAR_DIR / "static")))  # filled by `collectstatic`
 STATICFILES_DIRS = [BASE_DIR / "static"]  # the console's stylesheet and script, and vendored htmx (no CDN)
+# With DEBUG off (production) WhiteNoise serves STATIC_ROOT, which `collectstatic` fills when the image is built:
+# content-hashed names (cached for good by browsers) and compressed copies. With DEBUG on files are served where
+# they lie and nothing needs collecting.
+# Pinned to DEBUG as configured: pytest-django turns DEBUG off while tests run, and the suite collects nothing.
+WHITENOISE_AUTOREFRESH = WHITENOISE_USE_FINDERS = DEBUG
+if not DEBUG:
+    STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    }
 LOGIN_URL = "console:login"
 LOGIN_REDIRECT_URL = "console:dashboard"
 LOGOUT_REDIRECT_URL = "console:login"
@@ -144,6 +181,11 @@ AICP_INGEST_URL = env.str(
     if _LOCAL_ORCHESTRATOR
     else "http://aicp.aicp-system.svc/api/v1/ingest/",
 )
+# Adapters name the control plane by that URL's host (the Service's name in a cluster): it is an allowed host too.
+_INGEST_HOST = urlsplit(AICP_INGEST_URL).hostname
+_INGEST_HOST = f"[{_INGEST_HOST}]" if _INGEST_HOST and ":" in _INGEST_HOST else _INGEST_HOST  # an IPv6 address
+if _INGEST_HOST and "*" not in ALLOWED_HOSTS and _INGEST_HOST not in ALLOWED_HOSTS:
+    ALLOWED_HOSTS.append(_INGEST_HOST)
 AICP_INGEST_MAX_BODY_BYTES = env.int("AICP_INGEST_MAX_BODY_BYTES", default=32 * 1024**2)  # one batch's body
 
 # Telemetry (telemetry/): raw request rows answer exact percentiles for recent windows and per-minute token
@@ -239,9 +281,27 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {"TaskStatusEnum": "inference_jobs.choices.TaskStatus"},
 }
 
+# /metrics (controlplane/metrics.py). When AICP_METRICS_TOKEN is set, scrapes must send "Authorization: Bearer
+# <token>"; unset, the page is open. The chart's Ingress reaches every path of the web pods, /metrics included: set
+# a token in production or keep the path off the Ingress. With several gunicorn workers, PROMETHEUS_MULTIPROC_DIR
+# (read by prometheus_client itself) names an empty folder where each worker writes its counts.
+AICP_METRICS_TOKEN = env.str("AICP_METRICS_TOKEN", default="")
+
+# Logs go to stderr, as text (the default) or, with AICP_LOG_FORMAT=json, one JSON object a line for a log
+# collector (controlplane/logging.py).
+AICP_LOG_FORMAT = env.str("AICP_LOG_FORMAT", default="text")
+if AICP_LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(f"AICP_LOG_FORMAT must be 'text' or 'json', not {AICP_LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"json": {"()": "controlplane.logging.JsonFormatter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", **({"formatter": "json"} if AICP_LOG_FORMAT == "json" else {})}
+    },
     "root": {"handlers": ["console"], "level": env.str("AICP_LOG_LEVEL", default="INFO")},
 }
+if AICP_LOG_FORMAT == "json":
+    logging.captureWarnings(True)  # Python's warnings too, as records of the "py.warnings" logger
+# A Celery worker replaces the root logger's handlers with its own text format unless told not to.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = AICP_LOG_FORMAT != "json"

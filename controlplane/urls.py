@@ -2,7 +2,14 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from controlplane.health import healthz, readyz
+from controlplane.metrics import metrics_view
+
 urlpatterns = [
+    # For the kubelet and Prometheus: open, GET/HEAD only, answered over plain HTTP too (SECURE_REDIRECT_EXEMPT).
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
     path("", include("controlplane.console.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("controlplane.api.urls")),

@@ -187,7 +187,21 @@ def test_stop_ends_every_child_and_what_it_started(tmp_path):
     children.stop(grace_s=1)
 
     assert time.monotonic() - started < 5
-    assert [process for process in everything if process.is_running() and process.status() != "zombie"] == []
+    # A SIGKILLed process ends when the kernel next schedules it: on a busy machine that takes a moment.
+    assert [process.pid for process in everything if not ended_within(process, 5)] == []
+
+
+def ended_within(process: psutil.Process, timeout_s: float) -> bool:
+    """Whether ``process`` is gone or a zombie (dead, not yet reaped by its new parent) within ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if process.status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def test_a_child_that_dies_is_noticed_with_its_log(tmp_path):
