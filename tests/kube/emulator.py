@@ -33,6 +33,9 @@ What is emulated (see ``RESOURCES`` for the kinds):
 * garbage collection without delay: deleting a namespace deletes everything in it, and deleting an object deletes the
   objects whose ``ownerReferences`` name it (unless ``propagationPolicy=Orphan``);
 * ``simulate_pods``: what the Deployment controller, scheduler and kubelet would report for a Deployment's pods;
+  ``complete_jobs``: what the Job controller reports once a Job's pod succeeded;
+* ``/openapi/v3`` documents that name every kind and advertise server-side field validation, which is what Helm
+  needs to install a chart (its hooks included) against the emulator;
 * fault injection (status codes, delays) and a request log, for testing retries, timeouts and write counts;
 * list pagination (``limit`` / ``continue``). A delete answers a ``Status`` for built-in kinds and the deleted object
   for custom resources (the v37 client types both as a plain dict).
@@ -40,7 +43,9 @@ What is emulated (see ``RESOURCES`` for the kinds):
 What is not: watches, authentication and authorisation, admission webhooks, finalizers and graceful deletion (every
 delete is immediate), ``dryRun`` (refused with 400 rather than silently persisted), OpenAPI schema validation, the
 defaulting of all other fields, ReplicaSets, and any controller other than ``simulate_pods``. The store starts empty:
-not even ``default`` exists until a test creates it.
+not even ``default`` exists until a test creates it. Watches answer 405, so clients fall back to listing again.
+Bodies must be JSON: clients that send protobuf (Helm's release storage in Secrets) need a JSON-only setup, e.g.
+``HELM_DRIVER=memory``.
 
 Everything runs under one lock (operations take microseconds); responses are serialised inside it and written outside
 it. Answers are always JSON.
@@ -135,6 +140,41 @@ RESOURCES: dict[str, ResourceType] = {
             "gateways", "gateway", GATEWAY_GROUP, "v1", "Gateway", True, True, short_names=("gtw",), custom=True
         ),
         ResourceType("httproutes", "httproute", GATEWAY_GROUP, "v1", "HTTPRoute", True, True, custom=True),
+        # What the Helm chart (helm/aicp) installs besides the kinds above.
+        ResourceType("serviceaccounts", "serviceaccount", "", "v1", "ServiceAccount", True, False, short_names=("sa",)),
+        ResourceType(
+            "persistentvolumeclaims",
+            "persistentvolumeclaim",
+            "",
+            "v1",
+            "PersistentVolumeClaim",
+            True,
+            True,
+            short_names=("pvc",),
+        ),
+        ResourceType("statefulsets", "statefulset", "apps", "v1", "StatefulSet", True, True, short_names=("sts",)),
+        ResourceType("jobs", "job", "batch", "v1", "Job", True, True),
+        ResourceType("ingresses", "ingress", "networking.k8s.io", "v1", "Ingress", True, True, short_names=("ing",)),
+        ResourceType(
+            "poddisruptionbudgets",
+            "poddisruptionbudget",
+            "policy",
+            "v1",
+            "PodDisruptionBudget",
+            True,
+            True,
+            short_names=("pdb",),
+        ),
+        ResourceType("clusterroles", "clusterrole", "rbac.authorization.k8s.io", "v1", "ClusterRole", False, False),
+        ResourceType(
+            "clusterrolebindings",
+            "clusterrolebinding",
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRoleBinding",
+            False,
+            False,
+        ),
     )
 }
 _BY_PATH = {(rt.group, rt.version, rt.plural): rt for rt in RESOURCES.values()}
@@ -857,6 +897,25 @@ class KubeEmulator:
             if stored is None:
                 raise KeyError(f"{plural} {namespace}/{name} does not exist")
             self._commit(rt, stored, {"status": _clone(status)}, status_only=True)
+
+    def complete_jobs(self) -> list[tuple[str, str]]:
+        """Report every Job that has no outcome yet as succeeded, as the Job controller would once its pod exited 0;
+        returns their (namespace, name)."""
+        with self._lock:
+            pending = [
+                key
+                for key, job in self._store["jobs"].items()
+                if not any(c.get("status") == "True" for c in (job.get("status") or {}).get("conditions") or [])
+            ]
+        now = _now()
+        for namespace, name in pending:
+            conditions = [
+                {"type": kind, "status": "True", "lastProbeTime": now, "lastTransitionTime": now}
+                for kind in ("SuccessCriteriaMet", "Complete")
+            ]
+            status = {"startTime": now, "completionTime": now, "succeeded": 1, "conditions": conditions}
+            self.set_status("jobs", namespace, name, status)
+        return pending
 
     # ---- fault injection and the request log ----------------------------------------------------------------------
 
@@ -1676,6 +1735,11 @@ def _route(method: str, path: str, query: dict) -> _Route:
         return _Route("get", text="ok")
     if method == "GET" and parts == ["version"]:
         return _Route("get", document=_VERSION)
+    if method == "GET" and parts[:2] == ["openapi", "v3"]:
+        document = _OPENAPI_V3.get("/".join(parts[2:]))
+        if document is None:
+            raise ApiError(404, "the server could not find the requested resource")
+        return _Route("get", document=document)
     if not parts or parts[0] not in ("api", "apis"):
         raise ApiError(404, "the server could not find the requested resource")
     if parts[0] == "api":
@@ -1739,6 +1803,50 @@ _VERSION = {
     "compiler": "gc",
     "platform": "linux/amd64",
 }
+
+
+def _openapi_v3_documents() -> dict[str, dict]:
+    """``/openapi/v3`` and one document per group-version, as clients that validate before writing fetch them.
+
+    Each kind's schema is an open object tagged with its group, version and kind: enough for a client to find the
+    kind, and it accepts every object (the emulator does no schema validation; tests validate manifests with
+    ``kubernetes-validate``). Each item path's PATCH lists the ``fieldValidation`` parameter, which tells clients
+    such as Helm that the server validates fields itself, so they skip their own validation against
+    ``/openapi/v2`` (not served).
+    """
+    documents: dict[str, dict] = {"": {"paths": {}}}
+    for group, version in _GROUP_VERSIONS:
+        path = f"apis/{group}/{version}" if group else f"api/{version}"
+        field_validation = {"name": "fieldValidation", "in": "query", "schema": {"type": "string"}}
+        paths = {
+            f"/{path}/{'namespaces/{namespace}/' if rt.namespaced else ''}{rt.plural}/{{name}}": {
+                "patch": {
+                    "x-kubernetes-group-version-kind": {"group": rt.group, "version": rt.version, "kind": rt.kind},
+                    "parameters": [field_validation],
+                    "responses": {"200": {"description": "OK"}},
+                }
+            }
+            for rt in RESOURCES.values()
+            if (rt.group, rt.version) == (group, version)
+        }
+        schemas = {
+            f"io.aicp.emulator.{rt.group or 'core'}.{rt.version}.{rt.kind}": {
+                "type": "object",
+                "x-kubernetes-group-version-kind": [{"group": rt.group, "version": rt.version, "kind": rt.kind}],
+            }
+            for rt in RESOURCES.values()
+            if (rt.group, rt.version) == (group, version)
+        }
+        documents[""]["paths"][path] = {"serverRelativeURL": f"/openapi/v3/{path}"}
+        documents[path] = {
+            "openapi": "3.0.0",
+            "info": {"title": "Kubernetes", "version": _VERSION["gitVersion"]},
+            "paths": paths,
+            "components": {"schemas": schemas},
+        }
+    return documents
+
+
 _API_VERSIONS = {
     "kind": "APIVersions",
     "versions": ["v1"],
@@ -1792,6 +1900,7 @@ def _resource_list(group: str, version: str) -> dict:
 
 
 _RESOURCE_LISTS = {(group, version): _resource_list(group, version) for group, version in _GROUP_VERSIONS}
+_OPENAPI_V3 = _openapi_v3_documents()
 
 
 # --------------------------------------------------------------------------------------------------------------------

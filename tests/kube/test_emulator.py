@@ -737,11 +737,14 @@ def test_discovery_is_enough_for_the_dynamic_client(api, apps, ns, tmp_path):
     assert k8s.VersionApi(api).get_code().major == "1"
     assert [g.name for g in k8s.ApisApi(api).get_api_versions().groups] == [
         "apps",
+        "batch",
         "gateway.networking.k8s.io",
         "networking.k8s.io",
+        "policy",
+        "rbac.authorization.k8s.io",
     ]
     resources = k8s.AppsV1Api(api).get_api_resources().resources
-    assert {r.name for r in resources} == {"deployments", "deployments/status"}
+    assert {r.name for r in resources} == {"deployments", "deployments/status", "statefulsets", "statefulsets/status"}
     dynamic = DynamicClient(api, cache_file=str(tmp_path / "discovery.json"))
     deployments = dynamic.resources.get(api_version="apps/v1", kind="Deployment")
     deployments.create(body=deployment("dyn"), namespace=ns)
