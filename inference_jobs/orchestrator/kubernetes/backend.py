@@ -315,8 +315,10 @@ def _pod_problem(pod: dict) -> Observation | None:
 
 
 def _event_time(event: dict) -> str:
-    return event.get("lastTimestamp") or event.get("eventTime") or (event.get("metadata") or {}).get(
-        "creationTimestamp", ""
+    return (
+        event.get("lastTimestamp")
+        or event.get("eventTime")
+        or (event.get("metadata") or {}).get("creationTimestamp", "")
     )
 
 
