@@ -11,6 +11,7 @@ created, not that the control plane starts: that part is the images' (tests/test
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import json
 import os
@@ -103,8 +104,8 @@ def rendered_objects(answer: dict) -> list[dict]:
     return [obj for text in documents for obj in yaml.safe_load_all(text) if obj]
 
 
-@pytest.fixture
-def cluster(tmp_path):
+@contextlib.contextmanager
+def release_cluster(tmp_path: Path):
     """A fresh emulator with the release's namespace, and a kubeconfig for it."""
     with KubeEmulator() as kube:
         kube.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
@@ -122,6 +123,12 @@ def cluster(tmp_path):
             )
         )
         yield kube, kubeconfig
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    with release_cluster(tmp_path) as found:
+        yield found
 
 
 def install(cluster, tmp_path, values: dict, upgrade: dict | None = None) -> tuple[Release, Release | None]:
@@ -446,22 +453,8 @@ def test_the_cluster_role_grants_exactly_the_calls_the_backend_makes(
     kube, django_capture_on_commit_callbacks, tmp_path
 ):
     calls = backend_calls(kube, django_capture_on_commit_callbacks)
-    with KubeEmulator() as other:
-        other.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
-        kubeconfig = tmp_path / "kubeconfig"
-        kubeconfig.write_text(
-            yaml.safe_dump(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Config",
-                    "current-context": "e",
-                    "clusters": [{"name": "e", "cluster": {"server": other.url}}],
-                    "users": [{"name": "u", "user": {}}],
-                    "contexts": [{"name": "e", "context": {"cluster": "e", "user": "u"}}],
-                }
-            )
-        )
-        release, _ = install((other, kubeconfig), tmp_path, {})
+    with release_cluster(tmp_path) as other:  # the chart is installed on a cluster of its own
+        release, _ = install(other, tmp_path, {})
     grants = cluster_role_grants(release)
     assert calls == grants, (
         f"called but not granted: {sorted(calls - grants)}; granted, never called: {sorted(grants - calls)}"
