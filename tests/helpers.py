@@ -2,13 +2,45 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
+from urllib.parse import quote
 
+from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
+
+# The variables that configure AICP; a subprocess sees only those its test gives it, never the caller's own.
+CONFIGURATION_PREFIXES = ("DJANGO_", "AICP_", "DATABASE_", "CELERY_", "PROMETHEUS_")
+
+
+def database_url() -> str:
+    """The database the tests use (pytest-django's ``test_…`` copy once it is set up) as a ``DATABASE_URL``."""
+    db = connection.settings_dict
+    credentials = quote(db["USER"] or "", safe="") + (f":{quote(db['PASSWORD'], safe='')}" if db["PASSWORD"] else "")
+    return f"postgres://{credentials}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def process_environment(environment: dict[str, str]) -> dict[str, str]:
+    inherited = {key: value for key, value in os.environ.items() if not key.startswith(CONFIGURATION_PREFIXES)}
+    return {**inherited, **environment}
+
+
+def run_manage(*args: str, environment: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess:
+    """``manage.py`` in a subprocess configured by ``environment`` alone (see ``CONFIGURATION_PREFIXES``)."""
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=settings.BASE_DIR,
+        env=process_environment(environment),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def list_query_counts(client: APIClient, url: str, fill: Callable[[int], None], sizes=(3, 30)) -> list[int]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import re
 import secrets
 import socket
@@ -20,7 +19,6 @@ import time
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 import requests
@@ -35,18 +33,10 @@ from inference_jobs.choices import TaskStatus
 from tenancy.models import Tenant
 from tests import factories
 from tests.conftest import make_deployable
+from tests.helpers import database_url, process_environment, run_manage
 
 ROOT = Path(__file__).resolve().parent.parent
-# The variables that configure AICP; a subprocess sees only those its test gives it, never the caller's own.
-CONFIGURATION_PREFIXES = ("DJANGO_", "AICP_", "DATABASE_", "CELERY_", "PROMETHEUS_")
 INGEST_PATHS = ("/api/v1/ingest/metrics/", "/api/v1/ingest/reflow/")
-
-
-def database_url() -> str:
-    """The database the tests use (pytest-django's ``test_…`` copy once it is set up) as a ``DATABASE_URL``."""
-    db = connection.settings_dict
-    credentials = quote(db["USER"] or "", safe="") + (f":{quote(db['PASSWORD'], safe='')}" if db["PASSWORD"] else "")
-    return f"postgres://{credentials}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 def production_environment(**overrides: str) -> dict[str, str]:
@@ -63,22 +53,6 @@ def production_environment(**overrides: str) -> dict[str, str]:
     }
     environment.update(overrides)
     return environment
-
-
-def process_environment(environment: dict[str, str]) -> dict[str, str]:
-    inherited = {key: value for key, value in os.environ.items() if not key.startswith(CONFIGURATION_PREFIXES)}
-    return {**inherited, **environment}
-
-
-def run_manage(*args: str, environment: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=process_environment(environment),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def free_port() -> int:

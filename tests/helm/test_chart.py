@@ -32,6 +32,7 @@ from inference_jobs import reconciler
 from inference_jobs.choices import TaskStatus
 from inference_jobs.tasks import reconcile_sweep
 from tests.conftest import api_client_for, make_deployable
+from tests.helpers import database_url, run_manage
 from tests.kube.cluster import create_via_api
 from tests.kube.emulator import RESOURCES, KubeEmulator
 
@@ -468,8 +469,7 @@ def test_the_cluster_role_grants_exactly_the_calls_the_backend_makes(
 
 @pytest.mark.django_db
 def test_manage_py_check_deploy_passes_with_the_settings_the_chart_renders(cluster, tmp_path):
-    database = settings.DATABASES["default"]
-    url = f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
+    url = database_url()
     values = {
         "externalDatabase": {"url": url},
         "externalRedis": {"url": "redis://127.0.0.1:6379/0"},
@@ -477,15 +477,13 @@ def test_manage_py_check_deploy_passes_with_the_settings_the_chart_renders(clust
     }
     release, _ = install(cluster, tmp_path, values)
     environment = {
-        "PATH": os.environ["PATH"],
         **release.one("ConfigMap", "aicp-config")["data"],
         **secret_data(release.one("Secret", "aicp-secrets")),
         "AICP_VAR_DIR": str(tmp_path / "var"),
     }
-    check = [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"]
-    done = subprocess.run(check, env=environment, cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=120)
+    check = ("check", "--deploy", "--fail-level", "WARNING")
+    done = run_manage(*check, environment=environment, timeout=120)
     assert done.returncode == 0 and "WARNING" not in done.stderr, done.stdout + done.stderr
     # The same check fails when the chart's settings are weakened: it is not vacuous.
-    weakened = {**environment, "AICP_SECURE": "false"}
-    done = subprocess.run(check, env=weakened, cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=120)
+    done = run_manage(*check, environment={**environment, "AICP_SECURE": "false"}, timeout=120)
     assert done.returncode != 0 and "security.W012" in done.stdout + done.stderr
