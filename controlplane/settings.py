@@ -68,7 +68,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "controlplane.metrics.RequestMetricsMiddleware",  # first, so that redirects and static files are counted too
+    "controlplane.request_id.RequestIdMiddleware",  # first: every response, and every log line of it, has its id
+    "controlplane.metrics.RequestMetricsMiddleware",  # so that redirects and static files are counted too
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # static files, answered before sessions and authentication
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -77,6 +78,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "controlplane.api.guard.InputGuardMiddleware",  # path and query values no column can hold: 400 (guard.py)
 ]
 
 ROOT_URLCONF = "controlplane.urls"
@@ -262,11 +264,20 @@ REST_FRAMEWORK = {
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.OrderingFilter",
     ],
+    # The stock parsers, each refusing a body value no column can hold (parsers.py).
+    "DEFAULT_PARSER_CLASSES": [
+        "web.parsers.JSONParser",
+        "web.parsers.FormParser",
+        "web.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "controlplane.api.pagination.Pagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "controlplane.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "controlplane.api.exceptions.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # No `?format=` renderer switch: `format` is a filter of its own (a model's format), and the answer's media
+    # type is chosen by the Accept header alone.
+    "URL_FORMAT_OVERRIDE": None,
 }
 
 SPECTACULAR_SETTINGS = {
@@ -295,9 +306,13 @@ if AICP_LOG_FORMAT not in ("text", "json"):
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "controlplane.logging.JsonFormatter"}},
+    "formatters": {
+        "json": {"()": "controlplane.logging.JsonFormatter"},
+        "text": {"()": "controlplane.logging.TextFormatter"},
+    },
+    "filters": {"request_id": {"()": "controlplane.logging.RequestIdFilter"}},
     "handlers": {
-        "console": {"class": "logging.StreamHandler", **({"formatter": "json"} if AICP_LOG_FORMAT == "json" else {})}
+        "console": {"class": "logging.StreamHandler", "formatter": AICP_LOG_FORMAT, "filters": ["request_id"]}
     },
     "root": {"handlers": ["console"], "level": env.str("AICP_LOG_LEVEL", default="INFO")},
 }

@@ -18,3 +18,8 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("api-auth/", include("rest_framework.urls")),
 ]
+
+# JSON for /api/ addresses, the default pages elsewhere (controlplane/api/exceptions.py).
+handler400 = "controlplane.api.exceptions.bad_request"
+handler404 = "controlplane.api.exceptions.not_found"
+handler500 = "controlplane.api.exceptions.server_error"

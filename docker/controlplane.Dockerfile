@@ -50,6 +50,8 @@ WORKDIR /app
 COPY manage.py ./
 COPY templates/ templates/
 COPY static/ static/
+COPY core/ core/
+COPY web/ web/
 COPY controlplane/ controlplane/
 COPY tenancy/ tenancy/
 COPY compute_pools/ compute_pools/

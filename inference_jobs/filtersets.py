@@ -2,6 +2,7 @@ import django_filters
 from django.db.models import Q
 
 from compute_pools.choices import Mode
+from core.filters import InstantFilter
 from inference_jobs.choices import DesiredState, TaskStatus
 from inference_jobs.models import InferenceTask, TaskEvent
 
@@ -36,7 +37,7 @@ class InferenceTaskFilterSet(django_filters.FilterSet):
 
 
 class TaskEventFilterSet(django_filters.FilterSet):
-    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    since = InstantFilter(field_name="created_at", lookup_expr="gte")
 
     class Meta:
         model = TaskEvent

@@ -1,6 +1,7 @@
 import django_filters
 from django.db.models import Q
 
+from core.filters import InstantFilter
 from reflow.choices import Endpoint, ReviewStatus
 from reflow.models import ReflowRecord
 
@@ -11,8 +12,8 @@ class ReflowRecordFilterSet(django_filters.FilterSet):
     api_key = django_filters.NumberFilter(field_name="api_key_id")
     review_status = django_filters.ChoiceFilter(choices=ReviewStatus.choices)
     endpoint = django_filters.ChoiceFilter(choices=Endpoint.choices)
-    since = django_filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
+    since = InstantFilter(field_name="started_at", lookup_expr="gte")
+    until = InstantFilter(field_name="started_at", lookup_expr="lt")
     q = django_filters.CharFilter(method="search", label="Text in the conversation, the output or the edit")
 
     class Meta:

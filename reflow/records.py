@@ -17,6 +17,7 @@ from telemetry.ingest import (
     record_id,
     required,
     same_task,
+    storable_json,
     text,
     timestamp,
 )
@@ -65,11 +66,11 @@ def chat_messages(endpoint_name: str, captured: Any) -> list[dict]:
         for message in captured:
             if not isinstance(message, dict) or not isinstance(message.get("role"), str):
                 raise Invalid('must be chat messages, each an object with a "role"')
-        return captured
+        return storable_json(captured)
     prompt = captured[0] if isinstance(captured, list) and captured else captured
     if not isinstance(prompt, str):
         raise Invalid("must be the completions prompt: a string or a list of strings")
-    return [{"role": "user", "content": prompt}]
+    return storable_json([{"role": "user", "content": prompt}])
 
 
 def reflow_cross_check(task: InferenceTask):

@@ -42,6 +42,7 @@ from rest_framework.views import APIView
 
 from controlplane.api.exceptions import error_body
 from controlplane.db import insert_new
+from core.storable import find_unstorable, storable_instant, text_problem
 from inference_jobs.ingest_tokens import ingest_token_matches, ingest_token_task_id
 from inference_jobs.models import InferenceTask
 from telemetry.constants import MAX_CLOCK_SKEW, MAX_INGEST_RECORDS
@@ -141,6 +142,9 @@ def text(max_length: int) -> Check:
             raise Invalid(f"must be a string, got {_show(value)}")
         if len(value) > max_length:
             raise Invalid(f"must be at most {max_length} characters, got {len(value)}")
+        problem = text_problem(value)
+        if problem:
+            raise Invalid(problem)
         return value
 
     return run
@@ -156,6 +160,10 @@ def timestamp(value: Any) -> datetime:
         raise Invalid(f"must be an ISO 8601 time, got {_show(value)}") from None
     if moment.tzinfo is None:
         raise Invalid("must carry a UTC offset (e.g. 2026-11-21T10:00:00Z)")
+    try:
+        moment = storable_instant(moment)
+    except ValueError as exc:
+        raise Invalid(str(exc)) from None
     if moment > timezone.now() + MAX_CLOCK_SKEW:
         raise Invalid(f"is more than {MAX_CLOCK_SKEW.seconds // 60} minutes in the future")
     return moment
@@ -164,6 +172,15 @@ def timestamp(value: Any) -> datetime:
 def json_object(value: Any) -> dict:
     if not isinstance(value, dict):
         raise Invalid(f"must be a JSON object, got {_show(value)}")
+    return storable_json(value)
+
+
+def storable_json(value: Any) -> Any:
+    """``value`` when a JSON column can hold all of it; else Invalid, naming where inside it the problem is."""
+    found = find_unstorable(value)
+    if found is not None:
+        where, problem = found
+        raise Invalid(f"{where}: {problem}" if where else problem)
     return value
 
 

@@ -1,6 +1,7 @@
 import django_filters
 from django.db.models import Q
 
+from core.filters import InstantFilter
 from tenancy.choices import Role
 from tenancy.models import AuditEntry, Membership, PersonalAPIToken, Tenant, TenantAPIKey, User
 
@@ -72,8 +73,8 @@ class AuditEntryFilterSet(django_filters.FilterSet):
     action = django_filters.CharFilter(field_name="action")
     object_type = django_filters.CharFilter(field_name="object_type")
     object_id = django_filters.CharFilter(field_name="object_id")
-    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    since = InstantFilter(field_name="created_at", lookup_expr="gte")
+    until = InstantFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = AuditEntry

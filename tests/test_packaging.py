@@ -367,11 +367,15 @@ def test_controlplane_image_environment():
 
 
 def test_controlplane_image_copies_every_app_and_asset():
-    """Settings, the URLconf and Celery load every project app; templates/ and static/ are read at run time."""
+    """Settings, the URLconf and Celery load every project app and what they import; templates/ and static/ are
+    read at run time."""
     dockerfile = parse(CONTROLPLANE)
     copied = {source.rstrip("/") for sources, _ in dockerfile.copies(dockerfile.final) for source in sources}
     apps = {app.split(".")[0] for app in settings.INSTALLED_APPS} | {settings.ROOT_URLCONF.split(".")[0]}
     project_apps = {app for app in apps if (ROOT / app / "__init__.py").exists()}
+    # And the packages the apps stand on (core/, web/): every package pyproject ships but the data plane's.
+    shipped = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    project_apps |= {pattern.rstrip("*") for pattern in shipped["include"]} - {"serving"}
     folders = {Path(folder).relative_to(ROOT).as_posix() for folder in settings.STATICFILES_DIRS}
     folders |= {
         Path(folder).relative_to(ROOT).as_posix() for template in settings.TEMPLATES for folder in template["DIRS"]

@@ -98,6 +98,32 @@ def test_each_malformed_field_is_named(task, adapter, field, value):
     assert RequestMetric.objects.count() == 1
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("output", "Par\x00is", "Null characters are not allowed."),
+        ("finish_reason", "\ud800", "Unpaired surrogate characters (U+D800 to U+DFFF) are not allowed."),
+        ("parameters", {"stop": ["\x00"]}, "stop[0]: Null characters are not allowed."),
+        ("parameters", {"temperature": float("nan")}, "temperature: Numbers must be finite (no NaN or Infinity)."),
+        ("messages", [{"role": "user", "content": "hi\x00"}], "[0].content: Null characters are not allowed."),
+        ("started_at", "0001-01-01T00:00:00+01:00", "The time must fall within the years 1 to 9999 in UTC."),
+    ],
+)
+def test_a_reflow_record_no_column_can_hold_is_rejected_alone(task, adapter, field, value, message):
+    """What PostgreSQL would refuse mid-insert (and fail the whole batch with a 500) is one record's verdict."""
+    response = adapter.post("reflow", [reflow_record(task, **{field: value}), reflow_record(task)])
+    assert response.status_code == 422, response.content
+    assert response.json()["rejected"][0]["errors"] == {field: message}
+    assert ReflowRecord.objects.count() == 1
+
+
+def test_a_record_time_with_an_offset_of_20_hours_is_stored_as_its_utc_instant(task, adapter):
+    started = "2026-12-02T10:00:00+20:00"  # RFC 3339 allows it; PostgreSQL takes offsets up to 15:59 only
+    response = adapter.post("reflow", [reflow_record(task, started_at=started, finished_at=None)])
+    assert response.status_code == 200, response.content
+    assert ReflowRecord.objects.get().started_at.isoformat() == "2026-12-01T14:00:00+00:00"
+
+
 def test_a_record_that_is_not_an_object_is_rejected_alone(task, adapter):
     response = adapter.post("reflow", ["oops", reflow_record(task), reflow_record(task, messages="not a list")])
     assert response.status_code == 422
