@@ -18,7 +18,6 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from catalog import selectors, services
@@ -41,6 +40,7 @@ from catalog.sizing import size_model_for_pool
 from controlplane.api.viewsets import RestrictedModelViewSet, RestrictedViewSetMixin
 from tenancy.choices import Action
 from tenancy.permissions import PLATFORM
+from web.parsers import MultiPartParser
 
 
 class ModelFamilyViewSet(RestrictedModelViewSet):

@@ -115,7 +115,9 @@ class PoolGrantViewSet(RestrictedModelViewSet):
     def partial_update(self, request, *args, **kwargs):
         grant = self.get_object()
         data = self.validated()
-        return self.respond(services.pool_grant_update(actor=request.user, grant=grant, **data))
+        if data:  # a PATCH that changes nothing is answered with the grant as it is
+            grant = services.pool_grant_update(actor=request.user, grant=grant, **data)
+        return self.respond(grant)
 
     def destroy(self, request, *args, **kwargs):
         """Refused while the tenant has inference tasks in the pool."""

@@ -40,6 +40,11 @@ class RoleWritePermission(permissions.BasePermission):
             return True
         return user_can(request.user, view.action_requirement(), view.tenant_of(obj))
 
+    @staticmethod
+    def may_refuse(method: str) -> bool:
+        """Whether some caller gets a 403 here (the schema documents it: ``controlplane/api/schema.py``)."""
+        return method not in permissions.SAFE_METHODS
+
 
 class RoleReadPermission(permissions.BasePermission):
     """Reads need the viewset's ``read_action`` in at least one tenant. API keys and the audit log are for
@@ -52,12 +57,18 @@ class RoleReadPermission(permissions.BasePermission):
         user = request.user
         return bool(user and user.is_authenticated) and user_can_anywhere(user, view.read_action)
 
+    @staticmethod
+    def may_refuse(method: str) -> bool:
+        return True
+
 
 class ServiceWritesMixin:
     """Writes validated by a shape serializer, performed by a service, answered in the read shape."""
 
     def validated(self, serializer_class=None, *, partial: bool = False) -> dict[str, Any]:
+        """The request's body, checked by ``serializer_class``; a PATCH is partial (what it leaves out stays)."""
         serializer_class = serializer_class or self.get_serializer_class()
+        partial = partial or self.request.method == "PATCH"
         serializer = serializer_class(data=self.request.data, partial=partial, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data

@@ -143,7 +143,7 @@ class DryRunResultSerializer(serializers.Serializer):
 
 
 class TaskEventSerializer(ModelSerializer):
-    actor = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    actor = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = TaskEvent

@@ -6,6 +6,16 @@ from controlplane.api.serializers import ModelSerializer
 from telemetry.latency import SOURCES, STEPS_S
 from telemetry.models import UsageHour
 from telemetry.selectors import USAGE_GROUPS
+from web.errors import ErrorSerializer
+
+
+class IngestBatchSerializer(serializers.Serializer):
+    """What an adapter sends (documentation only: the body is read by ``telemetry/ingest.py``)."""
+
+    task_id = serializers.IntegerField(help_text="The task of the ingest token.")
+    records = serializers.ListField(
+        child=serializers.DictField(), max_length=1000, help_text="Metric or reflow records (serving/adapter/)."
+    )
 
 
 class IngestResultSerializer(serializers.Serializer):
@@ -15,6 +25,13 @@ class IngestResultSerializer(serializers.Serializer):
     rejected = serializers.ListField(
         child=serializers.DictField(), help_text="Malformed records: index, id, errors by field (answered with 422)."
     )
+
+
+class IngestRejectedSerializer(ErrorSerializer, IngestResultSerializer):
+    """A 422: the error (``ingest_records_rejected``) and the counts; the valid records were stored."""
+
+    class Meta:
+        ref_name = "IngestRejected"
 
 
 class WindowQuerySerializer(serializers.Serializer):

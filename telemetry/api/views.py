@@ -12,6 +12,8 @@ from controlplane.api.viewsets import RestrictedReadOnlyViewSet, RoleReadPermiss
 from telemetry import services
 from telemetry.api.serializers import (
     AccessLogSerializer,
+    IngestBatchSerializer,
+    IngestRejectedSerializer,
     IngestResultSerializer,
     UsageQuerySerializer,
     UsageSummarySerializer,
@@ -24,8 +26,8 @@ from tenancy.choices import Action
 from tenancy.models import TenantAPIKey
 
 ingest_schema = extend_schema(
-    request=None,
-    responses={200: IngestResultSerializer, 422: IngestResultSerializer},
+    request=IngestBatchSerializer,
+    responses={200: IngestResultSerializer, 422: IngestRejectedSerializer},
     parameters=[
         OpenApiParameter(
             "Authorization", str, OpenApiParameter.HEADER, required=True, description="Bearer <the task's ingest token>"

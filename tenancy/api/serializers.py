@@ -66,7 +66,18 @@ class UserMembershipSerializer(ModelSerializer):
         read_only_fields = fields
 
 
+class OptionalEmailField(serializers.EmailField):
+    """An address, or null where the user has none (stored as an empty string, which is no e-mail address)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(allow_null=True, **kwargs)
+
+    def to_representation(self, value):
+        return value or None
+
+
 class UserSerializer(ModelSerializer):
+    email = OptionalEmailField(read_only=True)
     is_platform_admin = serializers.BooleanField(source="is_superuser", read_only=True)
     memberships = UserMembershipSerializer(many=True, read_only=True)
 
@@ -121,7 +132,7 @@ class PersonalAPITokenCreatedSerializer(PersonalAPITokenSerializer):
 
 class TenantAPIKeySerializer(TenantDefaultMixin, ModelSerializer):
     tenant = tenant_field(required=False)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     is_usable = serializers.BooleanField(read_only=True, help_text="Neither revoked nor expired.")
 
     class Meta:

@@ -109,7 +109,9 @@ class MembershipViewSet(RestrictedModelViewSet):
     def partial_update(self, request, *args, **kwargs):
         membership = self.get_object()
         data = self.validated()
-        return self.respond(services.membership_update(actor=request.user, membership=membership, **data))
+        if data:  # a PATCH that changes nothing is answered with the membership as it is
+            membership = services.membership_update(actor=request.user, membership=membership, **data)
+        return self.respond(membership)
 
     def destroy(self, request, *args, **kwargs):
         services.membership_delete(actor=request.user, membership=self.get_object())
@@ -146,7 +148,7 @@ class UserViewSet(RestrictedModelViewSet):
         data = self.validated(partial=True)
         return self.respond(services.user_update(actor=request.user, user=user, **data))
 
-    @extend_schema(request=None, responses=UserSerializer)
+    @extend_schema(request=None, responses={200: UserSerializer})
     def destroy(self, request, *args, **kwargs):
         """Deactivate: the account can no longer sign in and its tokens stop working; the row stays."""
         return self.respond(services.user_deactivate(actor=request.user, user=self.get_object()))

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 def test_every_signed_in_user_reads_the_families_only_admins_write(deployable, api_as, platform_admin):
     member = api_as(deployable.member)
     slugs = [family["slug"] for family in member.get("/api/v1/model-families/?limit=100").json()["results"]]
-    assert {"llama2-7b", "llama2-13b", "baichuan2-7b", "baichuan2-13b", "qwen2-72b", "yi-1.5-34b"} <= set(slugs)
+    assert {"llama2-7b", "llama2-13b", "baichuan2-7b", "baichuan2-13b", "qwen2-72b", "yi-1-5-34b"} <= set(slugs)
     payload = {"slug": "mistral-7b", "name": "Mistral-7B", "architecture": "MistralForCausalLM", "parameter_count": 7}
     assert member.post("/api/v1/model-families/", payload, format="json").status_code == 403
     assert member.delete("/api/v1/model-families/llama2-7b/").status_code == 403

@@ -153,7 +153,7 @@ def test_deleting_a_family_keeps_its_models(admin):
         ("LlamaForCausalLM", 6_738_415_616, "llama2-7b"),
         ("LlamaForCausalLM", 7_241_732_096, "llama2-7b"),  # a Mistral-sized Llama: within 15%
         ("LlamaForCausalLM", 13_015_864_320, "llama2-13b"),
-        ("LlamaForCausalLM", 34_388_917_248, "yi-1.5-34b"),
+        ("LlamaForCausalLM", 34_388_917_248, "yi-1-5-34b"),
         ("Qwen2ForCausalLM", 72_706_203_648, "qwen2-72b"),
         ("BaichuanForCausalLM", 13_896_668_160, "baichuan2-13b"),
         ("LlamaForCausalLM", 10_000_000_000, None),  # between 7B and 13B: no family

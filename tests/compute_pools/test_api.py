@@ -170,6 +170,15 @@ def test_a_share_below_use_and_withdrawing_a_grant_in_use_are_refused(api_as, pl
     assert PoolGrant.objects.filter(pk=grant.pk).exists()
 
 
+def test_a_grant_patch_is_partial(api_as, platform_admin, tenant):
+    grant = factories.PoolGrantFactory(tenant=tenant, max_compute_units=8)
+    client = api_as(platform_admin)
+    unchanged = client.patch(f"/api/v1/pool-grants/{grant.pk}/", {}, format="json")
+    assert unchanged.status_code == 200 and unchanged.json()["max_compute_units"] == 8
+    unlimited = client.patch(f"/api/v1/pool-grants/{grant.pk}/", {"max_compute_units": None}, format="json")
+    assert unlimited.status_code == 200 and unlimited.json()["max_compute_units"] is None
+
+
 def test_tenant_users_read_their_own_grants_only(api_as, tenant):
     mine = factories.PoolGrantFactory(tenant=tenant)
     theirs = factories.PoolGrantFactory(tenant=factories.TenantFactory(slug="globex"))

@@ -127,6 +127,14 @@ def test_members_and_viewers_cannot_manage_members(api_as, acme):
     assert Membership.objects.get(pk=target.pk).role == "viewer"
 
 
+def test_a_patch_is_partial_so_an_empty_one_changes_nothing(api_as, acme):
+    target = Membership.objects.get(user=acme.viewer)
+    response = api_as(acme.admin).patch(f"/api/v1/memberships/{target.pk}/", {}, format="json")
+    assert response.status_code == 200, response.json()
+    assert response.json()["role"] == "viewer"
+    assert not AuditEntry.objects.filter(action="membership.update").exists()
+
+
 def test_members_see_their_tenants_members_only(api_as, acme, globex):
     listed = api_as(acme.viewer).get("/api/v1/memberships/").json()["results"]
     assert sorted(m["user"] for m in listed) == ["acme-admin", "acme-member", "acme-viewer"]
@@ -193,6 +201,12 @@ def test_a_platform_admin_creates_a_user_who_can_sign_in(api_as, platform_admin)
     body = response.json()
     assert "password" not in body and body["is_platform_admin"] is False and body["memberships"] == []
     assert User.objects.get(username="ada").check_password("an-unusual-passphrase-42")
+
+
+def test_a_user_without_an_email_address_is_shown_with_null_not_an_empty_address(api_as, platform_admin):
+    factories.UserFactory(username="no-mail", email="")
+    listed = api_as(platform_admin).get("/api/v1/users/", {"q": "no-mail"}).json()["results"]
+    assert [(user["username"], user["email"]) for user in listed] == [("no-mail", None)]
 
 
 def test_a_weak_password_is_a_field_error(api_as, platform_admin):
