@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # The suite runs on PostgreSQL; pytest-django creates and drops its own test_<name> database.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/aicp
 
-.PHONY: install run demo-check worker beat test lint format bench-api bench-serving bench-reconcile bench-ingest schema
+.PHONY: install run demo-check worker beat test lint format bench-api bench-serving bench-reconcile bench-ingest schema fuzz-api screenshots
 
 # helm-sdkpy is Helm's own engine for the chart tests (helm/aicp). It declares Python >= 3.12, but its Go
 # library and the lint and install calls the tests make work on 3.11.
@@ -44,6 +44,11 @@ $(CHROMIUM):
 test: $(STAMP) $(CHROMIUM)
 	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" $(BIN)/pytest $(PYTEST_ARGS)
 
+# The console walks again, saving their screenshots into docs/screenshots/ (which the README links).
+screenshots: $(STAMP) $(CHROMIUM)
+	AICP_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" \
+		$(BIN)/pytest tests/console/test_tenant_walk.py tests/console/test_admin_walk.py
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -54,6 +59,11 @@ format: $(STAMP)
 
 schema: $(STAMP)
 	$(BIN)/python manage.py spectacular --validate --fail-on-warn --file /dev/null
+
+# schemathesis over every operation of the OpenAPI schema, as a tenant admin and a platform admin, against gunicorn
+# on a dedicated PostgreSQL database; fails on a 5xx or an answer the schema does not describe (docs/api.md).
+fuzz-api: $(STAMP)
+	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" $(BIN)/python -m tests.fuzz.run $(FUZZ_ARGS)
 
 bench-api: $(STAMP)
 	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" $(BIN)/python -m benchmarks.api
