@@ -117,6 +117,14 @@ def cases(kind: str):
                     and "maxLength" in _resolve(prop)
                     and not prop.get("readOnly")
                 ]
+        elif kind == "date-time body":
+            body = body_schema(operation)
+            if body:
+                found += [
+                    (method, path, name, body[0])
+                    for name, prop in body[1].get("properties", {}).items()
+                    if _resolve(prop).get("format") == "date-time" and not prop.get("readOnly")
+                ]
         elif kind == "body":
             body = body_schema(operation)
             if body:
@@ -280,6 +288,18 @@ def test_a_date_time_filter_refuses_a_time_utc_cannot_express(case, world, admin
         "The time must fall within the years 1 to 9999 in UTC.",  # a filter (core/filters.py)
         "Datetime value out of range.",  # a serializer's field (DRF's DateTimeField converts to UTC itself)
     )
+
+
+@pytest.mark.parametrize("case", cases("date-time body"), ids=_case_id)
+def test_a_date_time_in_a_body_takes_an_offset_of_20_hours_and_refuses_year_0(case, world, admin):
+    """Alone in the body, so that other fields' errors show the time field was read and judged on its own."""
+    method, path, name, _media_type = case  # JSON: every operation with a time in its body reads JSON
+    url = url_for(path, world)
+    for value, accepted in (("2027-01-01T00:00:00+20:00", True), (BEFORE_YEAR_1_IN_UTC, False)):
+        response = call(admin, method, url, data=json.dumps({name: value}), content_type="application/json")
+        assert response.status_code in (200, 201, 400), (value, response.status_code, response.content[:300])
+        refused = response.status_code == 400 and name in response.json()["fields"]
+        assert refused is not accepted, (value, response.json())
 
 
 def test_the_examples_of_the_issue_are_400s_naming_the_field(world, admin):
