@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,25 +52,36 @@ def value_problem(value: Any) -> str | None:
 
 def find_unstorable(data: Any, path: str = "") -> tuple[str, str] | None:
     """The first place in ``data`` (what JSON parses: dicts, lists, strings, numbers) that no column can hold,
-    as ``(path, message)`` with a path like ``messages[0].content``; None when every value fits."""
-    for where, value in _leaves(data, path):
-        problem = value_problem(value)
-        if problem:
-            return where, problem
+    as ``(path, message)`` with a path like ``messages[0].content``; None when every value fits.
+
+    Iterative, so that a body nested as deep as the JSON parser allows cannot exhaust the stack here, and a path
+    is spelled out only for the value it reports: each entry keeps the key it was reached by and its parent's."""
+    pending: list[tuple[Any, tuple | None]] = [(data, None)]  # (value, (key, parent link) | None)
+    while pending:
+        value, link = pending.pop()
+        if isinstance(value, dict):
+            for key in value:
+                problem = value_problem(key)  # a key is stored too (JSON columns)
+                if problem:
+                    return _spelled(path, (key, link)), problem
+            pending.extend((item, (key, link)) for key, item in reversed(value.items()))
+        elif isinstance(value, list | tuple):
+            pending.extend((item, (index, link)) for index, item in reversed(list(enumerate(value))))
+        else:
+            problem = value_problem(value)
+            if problem:
+                return _spelled(path, link), problem
     return None
 
 
-def _leaves(data: Any, path: str) -> Iterator[tuple[str, Any]]:
-    if isinstance(data, dict):
-        for key, value in data.items():
-            where = f"{path}.{key}" if path else str(key)
-            yield where, key  # a key is stored too (JSON columns)
-            yield from _leaves(value, where)
-    elif isinstance(data, list | tuple):
-        for index, value in enumerate(data):
-            yield from _leaves(value, f"{path}[{index}]")
-    else:
-        yield path, data
+def _spelled(path: str, link: tuple | None) -> str:
+    keys = []
+    while link is not None:
+        key, link = link
+        keys.append(key)
+    for key in reversed(keys):
+        path = f"{path}[{key}]" if isinstance(key, int) else (f"{path}.{key}" if path else str(key))
+    return path
 
 
 def find_unstorable_pair(items) -> tuple[str, str] | None:

@@ -321,7 +321,7 @@ def read_records(request, task: InferenceTask) -> list[Any]:
         raise BatchTooLarge(f"The body is over {limit} bytes; a batch may be at most {limit} bytes.")
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested deeper than JSON decodes
         raise exceptions.ValidationError({"body": ["The body is not valid JSON."]}) from None
     if not isinstance(body, dict) or not isinstance(body.get("records"), list):
         raise exceptions.ValidationError({"records": ['The body must be {"task_id": <id>, "records": [...]}.']})

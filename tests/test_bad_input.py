@@ -9,6 +9,7 @@ given) and a time UTC cannot express. The platform they run on is the fuzz's (``
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -31,18 +32,9 @@ BEFORE_YEAR_1_IN_UTC = "0001-01-01T00:00:00+01:00"
 INGEST = re.compile(r"^/api/v1/ingest/")
 
 
-def _schema() -> dict:
-    return SchemaGenerator().get_schema(request=None, public=True)
-
-
-SCHEMA = None
-
-
+@functools.cache
 def schema() -> dict:
-    global SCHEMA
-    if SCHEMA is None:
-        SCHEMA = _schema()
-    return SCHEMA
+    return SchemaGenerator().get_schema(request=None, public=True)
 
 
 def operations():
@@ -78,62 +70,36 @@ def _case_id(case) -> str:
     return " ".join(str(part) for part in case[:3])
 
 
+# What each kind of case takes from the schema: a query parameter's schema, or a body property's (resolved).
+QUERY_KINDS = {
+    "query": lambda param: True,
+    "date-time query": lambda param: param.get("format") == "date-time",
+    "integer query": lambda param: param.get("type") == "integer" and "enum" not in param,
+}
+BODY_KINDS = {
+    "body": lambda prop: prop.get("type") == "string",
+    "bounded string body": lambda prop: prop.get("type") == "string" and "maxLength" in prop,
+    "date-time body": lambda prop: prop.get("format") == "date-time",
+    "integer body": lambda prop: prop.get("type") == "integer",
+}
+
+
 def cases(kind: str):
+    """``(method, path, name)`` per path or query parameter; ``(method, path, name, media type, schema)`` per
+    writable body property."""
     found = []
     for path, method, operation in operations():
         if INGEST.match(path):
             continue
         if kind == "path":
             found += [(method, path, name) for name in path_params(operation)]
-        elif kind == "query":
-            found += [(method, path, param["name"]) for param in query_params(operation)]
-        elif kind == "date-time query":
-            found += [
-                (method, path, param["name"])
-                for param in query_params(operation)
-                if param["schema"].get("format") == "date-time"
-            ]
-        elif kind == "integer query":
-            found += [
-                (method, path, param["name"])
-                for param in query_params(operation)
-                if param["schema"].get("type") == "integer" and "enum" not in param["schema"]
-            ]
-        elif kind == "integer body":
-            body = body_schema(operation)
-            if body:
-                found += [
-                    (method, path, name, body[0])
-                    for name, prop in body[1].get("properties", {}).items()
-                    if _resolve(prop).get("type") == "integer" and not prop.get("readOnly")
-                ]
-        elif kind == "bounded string body":
-            body = body_schema(operation)
-            if body:
-                found += [
-                    (method, path, name, body[0], _resolve(prop)["maxLength"])
-                    for name, prop in body[1].get("properties", {}).items()
-                    if _resolve(prop).get("type") == "string"
-                    and "maxLength" in _resolve(prop)
-                    and not prop.get("readOnly")
-                ]
-        elif kind == "date-time body":
-            body = body_schema(operation)
-            if body:
-                found += [
-                    (method, path, name, body[0])
-                    for name, prop in body[1].get("properties", {}).items()
-                    if _resolve(prop).get("format") == "date-time" and not prop.get("readOnly")
-                ]
-        elif kind == "body":
-            body = body_schema(operation)
-            if body:
-                media_type, shape = body
-                found += [
-                    (method, path, name, media_type)
-                    for name, prop in shape.get("properties", {}).items()
-                    if _resolve(prop).get("type") == "string" and not prop.get("readOnly")
-                ]
+        elif kind in QUERY_KINDS:
+            found += [(method, path, p["name"]) for p in query_params(operation) if QUERY_KINDS[kind](p["schema"])]
+        elif body := body_schema(operation):
+            media_type, shape = body
+            for name, prop in shape.get("properties", {}).items():
+                if not prop.get("readOnly") and BODY_KINDS[kind](_resolve(prop)):
+                    found.append((method, path, name, media_type, _resolve(prop)))
     assert found, f"the schema has no {kind} cases"
     return found
 
@@ -200,7 +166,7 @@ def test_a_nul_byte_in_a_query_parameter_is_a_400_naming_it(case, world, admin):
 
 @pytest.mark.parametrize("case", cases("body"), ids=_case_id)
 def test_a_nul_byte_in_a_string_of_a_request_body_is_a_400_naming_it(case, world, admin):
-    method, path, name, media_type = case
+    method, path, name, media_type, _ = case
     url = url_for(path, world)
     if media_type == "application/json":
         response = call(admin, method, url, data=json.dumps({name: NUL}), content_type="application/json")
@@ -215,8 +181,8 @@ LONG = "x" * 3000  # longer than any column but a text one
 
 @pytest.mark.parametrize("case", cases("bounded string body"), ids=_case_id)
 def test_a_body_string_longer_than_its_column_is_a_400_naming_it(case, world, admin):
-    method, path, name, media_type, max_length = case
-    value = "y" * (max_length + 1)
+    method, path, name, media_type, prop = case
+    value = "y" * (prop["maxLength"] + 1)
     data = json.dumps({name: value}) if media_type == "application/json" else {name: value}
     kwargs = {"content_type": "application/json"} if media_type == "application/json" else {"format": "multipart"}
     response = call(admin, method, url_for(path, world), data=data, **kwargs)
@@ -247,7 +213,7 @@ def test_an_integer_query_parameter_beyond_64_bits_is_never_a_500(case, world, a
 
 @pytest.mark.parametrize("case", cases("integer body"), ids=_case_id)
 def test_an_integer_body_field_beyond_64_bits_is_a_400_naming_it(case, world, admin):
-    method, path, name, media_type = case
+    method, path, name, media_type, _ = case
     data = json.dumps({name: BEYOND_64_BITS}) if media_type == "application/json" else {name: str(BEYOND_64_BITS)}
     kwargs = {"content_type": "application/json"} if media_type == "application/json" else {"format": "multipart"}
     response = call(admin, method, url_for(path, world), data=data, **kwargs)
@@ -293,7 +259,7 @@ def test_a_date_time_filter_refuses_a_time_utc_cannot_express(case, world, admin
 @pytest.mark.parametrize("case", cases("date-time body"), ids=_case_id)
 def test_a_date_time_in_a_body_takes_an_offset_of_20_hours_and_refuses_year_0(case, world, admin):
     """Alone in the body, so that other fields' errors show the time field was read and judged on its own."""
-    method, path, name, _media_type = case  # JSON: every operation with a time in its body reads JSON
+    method, path, name, _media_type, _ = case  # JSON: every operation with a time in its body reads JSON
     url = url_for(path, world)
     for value, accepted in (("2027-01-01T00:00:00+20:00", True), (BEFORE_YEAR_1_IN_UTC, False)):
         response = call(admin, method, url, data=json.dumps({name: value}), content_type="application/json")
@@ -422,3 +388,21 @@ def test_a_request_django_refuses_outside_drf_is_a_json_400_that_echoes_no_setti
     response = admin.get("/api/v1/users/me/", headers={"Host": "evil.example"})
     assert response.status_code == 400
     assert response.json() == {"code": "invalid", "message": "The request is malformed.", "fields": {}}
+
+
+def test_json_nested_deeper_than_the_decoder_goes_is_a_400(world, admin):
+    deep = '{"name": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    response = admin.patch("/api/v1/tenants/acme/", data=deep, content_type="application/json")
+    assert response.status_code == 400 and response.json()["code"] == "parse_error"
+
+
+def test_the_walk_names_a_value_however_deep_it_lies():
+    from core.storable import find_unstorable
+
+    deep = node = []
+    for _ in range(50_000):  # far past Python's recursion limit
+        node.append([])
+        node = node[0]
+    node.append({"ok": "fine", "bad": "x\x00"})
+    where, message = find_unstorable({"messages": deep})
+    assert where == "messages" + "[0]" * 50_001 + ".bad" and message == "Null characters are not allowed."

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from rest_framework import parsers
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import ParseError, ValidationError
 
 from core.storable import find_unstorable, find_unstorable_pair, shown
 
@@ -31,7 +31,10 @@ def check_body(data: Any) -> None:
 
 class JSONParser(parsers.JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
-        data = super().parse(stream, media_type, parser_context)
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:  # Python's JSON decoder gives up on nesting deeper than its recursion limit
+            raise ParseError("JSON parse error - the document is nested too deeply.") from None
         check_body(data)
         return data
 

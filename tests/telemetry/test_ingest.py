@@ -198,7 +198,9 @@ def test_batches_are_bounded(task, adapter, settings):
     assert RequestMetric.objects.count() == 0
 
 
-@pytest.mark.parametrize("body", [b"{not json", b"[]", b'{"task_id": 1}', b'{"records": {}}'])
+@pytest.mark.parametrize(
+    "body", [b"{not json", b"[]", b'{"task_id": 1}', b'{"records": {}}', b"[" * 100_000 + b"]" * 100_000]
+)
 def test_a_malformed_body_is_a_400(task, adapter, body):
     body = body.replace(b'"task_id": 1', f'"task_id": {task.pk}'.encode())
     response = adapter.client.generic("POST", "/api/v1/ingest/metrics/", body, content_type="application/json")
