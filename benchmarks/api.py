@@ -387,14 +387,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-# One line per request in the access log (when one is asked for): status, method and path.
-ACCESS_LOG_FORMAT = "%(s)s %(m)s %(U)s"
-
-
 class Server:
     """gunicorn serving ``controlplane.wsgi`` on a free local port; stopped by ``stop()`` whatever happened."""
 
-    def __init__(self, db: BenchDatabase, workers: int, access_log: Path | None = None, access_log_format: str = ""):
+    def __init__(self, db: BenchDatabase, workers: int, access_log: tuple[Path, str] | None = None):
+        """``access_log``: a file for gunicorn's access log and its line format (gunicorn's ``%(...)s`` atoms)."""
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_file = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed by stop())
@@ -412,11 +409,7 @@ class Server:
                 "1",
                 "--timeout",
                 "60",
-                *(
-                    ["--access-logfile", str(access_log), "--access-logformat", access_log_format or ACCESS_LOG_FORMAT]
-                    if access_log
-                    else []
-                ),
+                *(["--access-logfile", str(access_log[0]), "--access-logformat", access_log[1]] if access_log else []),
             ],
             cwd=ROOT,
             env=server_env(db),
@@ -461,9 +454,9 @@ class Bench:
         self.db = db
         self.server: Server | None = None
 
-    def serve(self, workers: int, access_log: Path | None = None, access_log_format: str = "") -> Server:
+    def serve(self, workers: int, access_log: tuple[Path, str] | None = None) -> Server:
         """gunicorn on the bench database; ``bench_run`` stops it on the way out if ``stop_server`` has not."""
-        self.server = Server(self.db, workers=workers, access_log=access_log, access_log_format=access_log_format)
+        self.server = Server(self.db, workers=workers, access_log=access_log)
         return self.server
 
     def stop_server(self) -> None:

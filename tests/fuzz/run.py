@@ -127,7 +127,7 @@ def finish_schemathesis(started, *, role: str, workdir: Path) -> dict:
     return {"elapsed_s": elapsed, "exit": process.returncode, "output": text, "report": json.loads(report.read_text())}
 
 
-# benchmarks.api's access log, with the role: "<status> <method> <role> <path>". A path may hold newlines.
+# gunicorn's access log: "<status> <method> <role> <path>". A path may hold newlines.
 ACCESS_LOG_FORMAT = f"%(s)s %(m)s %({{{ROLE_HEADER.lower()}}}i)s %(U)s"
 ACCESS_LINE = re.compile(r"^([1-5]\d\d) [A-Z]+ (\S+) /")
 
@@ -160,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
         os.environ["AICP_FUZZ_PROTECTED"] = json.dumps(world.protected)
         (workdir / "schemathesis.toml").write_text(config_toml(world.identifiers))
         access_log = workdir / "access.log"
-        server = bench.serve(workers=2, access_log=access_log, access_log_format=ACCESS_LOG_FORMAT)
+        server = bench.serve(workers=2, access_log=(access_log, ACCESS_LOG_FORMAT))
         tokens = {"tenant_admin": world.tenant_admin_token, "platform_admin": world.platform_admin_token}
         with requests.Session() as session:
             server.wait_ready(session)
