@@ -75,7 +75,7 @@ def page_query_counts(client, url: str, fill: Callable[[int], None], sizes=(3, 3
 
 def race(requests: list[Callable[[], object]]) -> list[tuple[int, str | None]]:
     """Send every request at the same moment, one thread (and database connection) each; return each
-    response's status and error code."""
+    response's status and error code (None for a success or a console page)."""
     barrier = threading.Barrier(len(requests))
     results: list[tuple[int, str | None]] = [(0, None)] * len(requests)
 
@@ -83,7 +83,8 @@ def race(requests: list[Callable[[], object]]) -> list[tuple[int, str | None]]:
         try:
             barrier.wait(timeout=30)
             response = requests[index]()
-            code = response.json().get("code") if response.status_code >= 400 else None
+            is_json = response.get("Content-Type", "").startswith("application/json")
+            code = response.json().get("code") if response.status_code >= 400 and is_json else None
             results[index] = (response.status_code, code)
         finally:
             connection.close()

@@ -8,11 +8,13 @@ logged (``controlplane/request_id.py``); the console keeps its HTML pages for bo
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import (
     BadRequest,
+    ObjectDoesNotExist,
     PermissionDenied,
     RequestDataTooBig,
     SuspiciousOperation,
@@ -29,6 +31,8 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from controlplane.errors import PlatformRuleError
 
 API_PREFIX = "/api/"
+
+logger = logging.getLogger(__name__)
 
 
 def error_body(code: str, message: str, fields: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -111,7 +115,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             return Response(error_body("invalid", _request_refusal(exc)), status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
-    if isinstance(exc, Http404):
+    if isinstance(exc, ObjectDoesNotExist):
+        # The view found the object, then a concurrent request removed it before this one took its lock: a
+        # service re-reads the row under the lock, and a row that is gone is the 404 a moment later would be.
+        logger.info("%s %s: %s", context["request"].method, context["request"].path, exc)
+        exc = exceptions.NotFound("It was removed while this request was being answered.")
+    elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.http import Http404, HttpResponseRedirect
 from django.views import View
 from django.views.generic import FormView
@@ -80,6 +80,8 @@ class ServiceFormView(SignedInMixin, FormView):
         except (PlatformRuleError, ValidationError) as error:
             add_rule_error(form, error)
             return self.form_invalid(form)
+        except ObjectDoesNotExist as error:  # removed by someone else after this page found it, as in the API
+            raise Http404("It was removed while this request was being answered.") from error
         if self.success_message:
             messages.success(self.request, self.success_message.format(result=result))
         return HttpResponseRedirect(self.success_url_for(result))
@@ -115,6 +117,8 @@ class ServiceActionView(SignedInMixin, View):
             messages.error(request, error.message, extra_tags=f"code-{error.code}")
         except ValidationError as error:
             messages.error(request, " ".join(error.messages), extra_tags="code-invalid")
+        except ObjectDoesNotExist:  # someone else removed it after this page found it
+            messages.error(request, "It was removed by someone else in the meantime.", extra_tags="code-not_found")
         else:
             messages.success(request, message)
         return HttpResponseRedirect(self.redirect_url(target))
