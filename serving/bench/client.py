@@ -1,9 +1,12 @@
 """The benchmark client: N streaming requests, at most C in flight, each timed chunk by chunk.
 
-Measurement overhead is kept low on purpose, since the client shares the machine with what it measures: a
-content chunk is recognised by a byte search (the value after ``"content":`` or ``"text":`` starts with a
-quote that does not close at once), and JSON is parsed only for the usage chunk and for errors. A quote
-inside a JSON string is always escaped, so the byte pattern ``"content"`` cannot come from generated text.
+Which events count is ``vllm bench serve``'s rule (see ``metrics.py``): every event with a non-empty
+``choices`` list, whatever its content.
+
+Measurement overhead is kept low on purpose, since the client shares the machine with what it measures: such
+an event is recognised by a byte search (the value after ``"choices":`` is a ``[`` not closed at once), and
+JSON is parsed only for the usage chunk and for errors. A quote inside a JSON string is always escaped, so the
+byte pattern ``"choices"`` cannot come from generated text.
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ import aiohttp
 
 from serving.bench.metrics import DEFAULT_PERCENTILES, RequestResult, summarize
 
-ENDPOINTS = {"chat": ("/chat/completions", b'"content"'), "completions": ("/completions", b'"text"')}
-_QUOTE = 0x22
+ENDPOINTS = {"chat": "/chat/completions", "completions": "/completions"}
+_OPEN, _CLOSE = ord("["), ord("]")
 _SKIP = frozenset(b" :\t")
 
 
@@ -58,17 +61,19 @@ def _value_start(line: bytes, key: bytes, start: int = 0) -> int:
     return j
 
 
-def has_content(line: bytes, key: bytes) -> bool:
-    """Whether an SSE line carries a non-empty string under ``key`` (``"content"`` or ``"text"``).
+def has_choices(line: bytes) -> bool:
+    """Whether an SSE line's ``choices`` is a non-empty list: what ``vllm bench serve`` times as a token.
 
-    ``"content": null``, ``"content": ""`` and ``"content": [...]`` (chat logprobs) do not count.
+    A role-only chat delta and a chunk with ``"content": ""`` or ``"text": ""`` count; the usage chunk's
+    ``"choices": []`` and a missing or null ``choices`` do not.
     """
-    start = 0
-    while (j := _value_start(line, key, start)) != -1:
-        if j + 1 < len(line) and line[j] == _QUOTE and line[j + 1] != _QUOTE:
-            return True
-        start = j
-    return False
+    j = _value_start(line, b'"choices"')
+    if j == -1 or j >= len(line) or line[j] != _OPEN:
+        return False
+    j += 1
+    while j < len(line) and line[j] in _SKIP:
+        j += 1
+    return j < len(line) and line[j] != _CLOSE
 
 
 def has_object(line: bytes, key: bytes) -> bool:
@@ -98,8 +103,8 @@ def build_payload(config: BenchConfig, model: str, variant: int = 0) -> bytes:
     return json.dumps(body).encode()
 
 
-async def send_request(session: aiohttp.ClientSession, url: str, payload: bytes, key: bytes) -> RequestResult:
-    """One streaming request, timed from just before it is sent."""
+async def send_request(session: aiohttp.ClientSession, url: str, payload: bytes) -> RequestResult:
+    """One streaming request, timed from just before it is sent (definitions: ``metrics.py``)."""
     result = RequestResult()
     now = time.perf_counter
     sent = now()
@@ -126,13 +131,13 @@ async def send_request(session: aiohttp.ClientSession, url: str, payload: bytes,
                     if not line.startswith(b"data:"):
                         continue  # blank separators, SSE comments (keep-alive pings)
                     result.events += 1
-                    if has_content(line, key):
-                        if result.content_chunks == 0:
+                    if has_choices(line):
+                        if result.choice_chunks == 0:
                             result.ttft = t - sent
                         else:
                             result.itl.append(t - last)
                         last = t
-                        result.content_chunks += 1
+                        result.choice_chunks += 1
                     if has_object(line, b'"usage"'):
                         usage = json.loads(line[5:])["usage"]
                         usage_seen = True
@@ -149,10 +154,9 @@ async def send_request(session: aiohttp.ClientSession, url: str, payload: bytes,
     if not usage_seen:
         result.error = "stream ended without a usage chunk (stream_options.include_usage ignored?)"
         return result
-    if result.content_chunks == 0:
-        # Nothing visible was generated (e.g. EOS first): the user waited until the stream ended.
-        last = now()
-        result.ttft = last - sent
+    if result.choice_chunks == 0:  # vllm bench serve fails such a request too: it has no first token to time
+        result.error = "stream ended without a chunk with choices: no first token"
+        return result
     result.latency = last - sent
     result.success = True
     return result
@@ -180,14 +184,14 @@ async def run_benchmark(config: BenchConfig) -> BenchRun:
     """Warm up, then send ``num_requests`` with ``concurrency`` workers and summarise them."""
     if config.concurrency < 1 or config.num_requests < 1:
         raise ValueError("concurrency and num_requests must be at least 1")
-    path, key = ENDPOINTS[config.endpoint]
+    path = ENDPOINTS[config.endpoint]
     base = config.url.rstrip("/")
     async with _session(config) as session:
         model = config.model or await first_model(session, base)
         payloads = [build_payload(config, model, v) for v in range(min(PROMPT_VARIANTS, config.num_requests))]
         url = base + path
         for _ in range(config.warmup):
-            warm = await send_request(session, url, payloads[0], key)
+            warm = await send_request(session, url, payloads[0])
             if not warm.success:
                 raise RuntimeError(f"warm-up request failed: {warm.error}")
         results: list[RequestResult] = [RequestResult()] * config.num_requests
@@ -195,7 +199,7 @@ async def run_benchmark(config: BenchConfig) -> BenchRun:
 
         async def worker() -> None:
             for i in indexes:
-                results[i] = await send_request(session, url, payloads[i % len(payloads)], key)
+                results[i] = await send_request(session, url, payloads[i % len(payloads)])
 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(min(config.concurrency, config.num_requests))))

@@ -5,7 +5,9 @@ the adapter against.
 
 Each completion streams ``min(--tokens, max_tokens)`` content chunks (one token each): the first ``--ttft-ms``
 after the request arrived, then one every ``--gap-ms``, on an absolute schedule so that delays do not add
-up; then a finish chunk, a usage chunk (when ``stream_options.include_usage``) and ``[DONE]``. Without
+up; then a usage chunk (when ``stream_options.include_usage``) and ``[DONE]``. The stream is shaped like
+vLLM's (see ``serving/engine/server.py``): a chat stream's role-only chunk goes out with the first token, and
+the last token's chunk carries ``finish_reason`` (with no token at all, one empty chunk carries it). Without
 ``stream`` it answers one JSON document after the same total time.
 
 It must never be the bottleneck, even at concurrency 64 on two cores: the per-chunk bytes are built once per
@@ -48,24 +50,41 @@ def _sse(obj: dict) -> bytes:
     return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
 
 
+@dataclass(frozen=True)
+class _Frames:
+    role: bytes  # sent just before the first token's chunk (b"" for completions)
+    token: bytes  # every token but the last
+    last: dict[str, bytes]  # finish reason -> the last token's chunk, which carries it
+    empty: dict[str, bytes]  # finish reason -> the one chunk of a stream without tokens
+
+
 @lru_cache(maxsize=64)
-def _frames(kind: str, model: str) -> tuple[bytes, bytes, bytes, bytes]:
-    """(first chunk, every next chunk, finish chunk "length", finish chunk "stop") for one model name."""
+def _frames(kind: str, model: str) -> _Frames:
+    """The per-chunk bytes for one model name, built once."""
+    finishes = ("length", "stop")
     if kind == "chat":
         head = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": CREATED, "model": model}
 
         def chunk(delta: dict, finish: str | None) -> bytes:
             return _sse(head | {"choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]})
 
-        first = chunk({"role": "assistant", "content": TOKEN_TEXT}, None)
-        return first, chunk({"content": TOKEN_TEXT}, None), chunk({}, "length"), chunk({}, "stop")
+        return _Frames(
+            role=chunk({"role": "assistant", "content": ""}, None),
+            token=chunk({"content": TOKEN_TEXT}, None),
+            last={f: chunk({"content": TOKEN_TEXT}, f) for f in finishes},
+            empty={f: chunk({"content": ""}, f) for f in finishes},
+        )
     head = {"id": "cmpl-fake", "object": "text_completion", "created": CREATED, "model": model}
 
     def text_chunk(text: str, finish: str | None) -> bytes:
         return _sse(head | {"choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish}]})
 
-    first = text_chunk(TOKEN_TEXT, None)
-    return first, first, text_chunk("", "length"), text_chunk("", "stop")
+    return _Frames(
+        role=b"",
+        token=text_chunk(TOKEN_TEXT, None),
+        last={f: text_chunk(TOKEN_TEXT, f) for f in finishes},
+        empty={f: text_chunk("", f) for f in finishes},
+    )
 
 
 def _prompt_tokens(body: dict) -> int:
@@ -102,14 +121,23 @@ async def _completion(request: web.Request, kind: str) -> web.StreamResponse:
 
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await response.prepare(request)
-    first, nxt, end_length, end_stop = _frames(kind, model)
+    frames = _frames(kind, model)
     loop = asyncio.get_running_loop()
+    tail = b""
+    if count == 0:
+        await asyncio.sleep(max(0.0, first_at - loop.time()))
+        tail = frames.role + frames.empty[finish]
     for i in range(count):
         delay = first_at + gap * i - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
-        await response.write(first if i == 0 else nxt)
-    tail = end_length if finish == "length" else end_stop
+        frame = frames.last[finish] if i == count - 1 else frames.token
+        if i == 0:
+            frame = frames.role + frame
+        if i < count - 1:
+            await response.write(frame)
+        else:
+            tail = frame  # the last token goes out with the usage chunk and [DONE], in one write
     if (body.get("stream_options") or {}).get("include_usage"):
         obj = "chat.completion.chunk" if kind == "chat" else "text_completion"
         tail += _sse({"id": "fake", "object": obj, "created": CREATED, "model": model, "choices": [], "usage": usage})

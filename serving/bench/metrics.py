@@ -3,13 +3,24 @@
 The definitions are SPEC's "Performance metrics" and those of ``vllm bench serve``, so that a number printed
 here can be compared with one printed there:
 
-* **TTFT**: request sent → first chunk with non-empty content (queueing + prefill, as the user sees it);
+* **the token events**: ``vllm bench serve`` (``async_request_openai_chat_completions`` and
+  ``async_request_openai_completions`` in ``vllm/benchmarks/lib/endpoint_request_func.py``) times every SSE
+  ``data:`` event whose ``choices`` list is non-empty, whatever it holds: a role-only chat delta, a chunk with
+  ``"content": ""`` or ``"text": ""`` (a special or held-back token), the chunk that carries the
+  ``finish_reason``. The usage chunk (``choices: []``) and ``[DONE]`` are not token events. So do we;
+* **TTFT**: request sent → the first token event. Against vLLM (and our engine, which shapes its streams the
+  same way) that is the chat role chunk, which goes out together with the first token after prefill;
+* **ITL**: every gap between consecutive token events, pooled over all requests. For chat the first gap is
+  role chunk → first token's chunk, about zero: vLLM's client records it too;
+* **E2E**: request sent → the last token event (the usage chunk after it does not move the end; older vLLM
+  releases let it move the end of a chat request);
 * **TPOT** (per request): (E2E − TTFT) / (output tokens − 1), only for requests with more than one output
   token (a single token has no "after the first");
-* **ITL**: every gap between consecutive content chunks, pooled over all requests;
-* **E2E**: request sent → last content chunk (the last token); a stream that completes (usage received)
-  without any content (e.g. EOS first) has TTFT = E2E = the end of the stream, what its user waited;
+* a stream without any token event fails, as in vLLM (there is no first token to time);
 * output tokens come from the server's final usage chunk, never from ``max_tokens``;
+* one difference in method, not in definition: vLLM reads the clock once per event as it parses it; we read it
+  once per network read and give it to every event of that read (they arrived together), which costs less
+  on a busy machine and differs by the parsing time only;
 * throughputs divide totals by the benchmark's wall-clock duration; **goodput** counts only the requests
   that meet every given SLO (TTFT, TPOT, E2E in milliseconds).
 
@@ -33,12 +44,12 @@ class RequestResult:
 
     success: bool = False
     error: str = ""
-    ttft: float = 0.0  # first content chunk
-    latency: float = 0.0  # E2E: last content chunk
-    itl: list[float] = field(default_factory=list)  # gaps between consecutive content chunks
+    ttft: float = 0.0  # first token event (an SSE event with non-empty choices)
+    latency: float = 0.0  # E2E: last token event
+    itl: list[float] = field(default_factory=list)  # gaps between consecutive token events
     prompt_tokens: int = 0  # from usage
     output_tokens: int = 0  # from usage
-    content_chunks: int = 0  # SSE events that carried content
+    choice_chunks: int = 0  # token events: SSE events with a non-empty choices list
     events: int = 0  # every SSE ``data:`` event received, [DONE] included
 
 
@@ -145,7 +156,7 @@ def summarize(
         "duration": duration,
         "total_input_tokens": total_input,
         "total_output_tokens": total_output,
-        "total_content_chunks": sum(r.content_chunks for r in done),
+        "total_choice_chunks": sum(r.choice_chunks for r in done),
         "total_events": sum(r.events for r in results),
         "request_throughput": len(done) / duration,
         "output_throughput": total_output / duration,

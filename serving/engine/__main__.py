@@ -1,5 +1,8 @@
 """``python -m serving.engine --model DIR [--host 127.0.0.1] [--port 8001] [--served-model-name NAME]
-[--batching on|off] [--max-batch-size 16] [--device cpu|cuda] [--dtype float32|bfloat16|float16]``."""
+[--batching on|off] [--max-batch-size 16] [--device cpu|cuda] [--dtype float32|bfloat16|float16] [--threads N]``.
+
+``--threads`` defaults to about half of the CPUs the process may use (``serving.engine.threads`` says why).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # models come from local folders o
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m serving.engine", description="AICP normal-mode engine")
+    # allow_abbrev=False: a flag is spelt in full, so a misspelt one in a rendered command is an error.
+    parser = argparse.ArgumentParser(
+        prog="python -m serving.engine", description="AICP normal-mode engine", allow_abbrev=False
+    )
     parser.add_argument("--model", required=True, help="local Hugging Face model folder")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
@@ -21,7 +27,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
     parser.add_argument(
-        "--threads", type=int, default=0, help="CPU threads for torch (0: torch's default); 1 suits tiny models"
+        "--threads",
+        type=int,
+        default=None,
+        help="torch intra-op CPU threads (default: half the CPUs of the affinity mask and cgroup quota, at least 1;"
+        " 0: torch's own default)",
     )
     return parser.parse_args(argv)
 
@@ -34,9 +44,12 @@ def main(argv: list[str] | None = None) -> None:
 
     from serving.engine.core import Engine
     from serving.engine.server import build_app
+    from serving.engine.threads import default_threads
 
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
+    threads = default_threads() if args.threads is None else args.threads
+    if threads > 0:
+        torch.set_num_threads(threads)
+    logging.getLogger(__name__).info("torch intra-op threads: %d", torch.get_num_threads())
     engine = Engine(
         args.model,
         batching=args.batching == "on",

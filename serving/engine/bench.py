@@ -49,7 +49,7 @@ async def _one(session: aiohttp.ClientSession, url: str, model: str, prompt: str
             chunk = json.loads(line[6:])
             if chunk.get("usage"):
                 usage = chunk["usage"]
-            elif ttft is None and chunk["choices"] and chunk["choices"][0]["text"]:
+            elif ttft is None and chunk["choices"]:  # vllm bench serve's first token (serving/bench/metrics.py)
                 ttft = time.perf_counter() - start
     return {"ttft": ttft, "e2e": time.perf_counter() - start, "completion_tokens": usage["completion_tokens"]}
 
@@ -120,12 +120,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--rounds", type=int, default=3, help="repeat the load; the median round is reported")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: the engine's; 0: torch's default)"
+    )
     args = parser.parse_args(argv)
-    if args.threads > 0:
+    from serving.engine.threads import default_threads
+
+    threads = default_threads() if args.threads is None else args.threads
+    if threads > 0:
         import torch
 
-        torch.set_num_threads(args.threads)
+        torch.set_num_threads(threads)
     report = compare_batching(args.model, args.concurrency, args.max_tokens, args.device, args.dtype, args.rounds)
     print(json.dumps(report, indent=2))
 

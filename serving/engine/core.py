@@ -14,6 +14,9 @@ Design (why it looks like this):
 - The padded batch cache is rebuilt only when the membership changes (see ``BatchState``); on ordinary steps the
   model appends to it in place.
 - With batching off the same loop runs with at most one sequence: requests queue and run one after the other.
+- Every sampled token becomes one event, even when it adds no text yet (held back by the detokeniser, or a special
+  token): vLLM streams one chunk per token step the same way, and the front end shapes its SSE stream from these
+  events exactly as vLLM does (see ``server.py``). The last token's event carries the finish reason.
 """
 
 from __future__ import annotations
@@ -92,6 +95,8 @@ class Engine:
         self.batching = batching
         self.max_batch_size = max_batch_size if batching else 1
         self.metrics = metrics or EngineMetrics()
+        # The KV positions the engine can hold at most: the denominator of vllm:kv_cache_usage_perc (metrics.py).
+        self.kv_capacity = self.max_batch_size * self.max_model_len
         self._waiting: deque[Sequence] = deque()
         self._running: list[Sequence] = []
         self._cond = threading.Condition()
@@ -116,7 +121,8 @@ class Engine:
     # -- front-end API (called from the event loop) -------------------------------------------------------------
 
     def submit(self, prompt_ids: list[int], params: SamplingParams) -> tuple[Sequence, asyncio.Queue]:
-        """Queue a request; events arrive on the returned queue: {"text", "tokens"}, then a final {"finish", ...}."""
+        """Queue a request; events arrive on the returned queue, one per sampled token: {"text", "tokens"} ("text"
+        may be ""), the last one {"text", "finish", "prompt_tokens", "completion_tokens"}; or one {"error"}."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue()
         seq = Sequence(
@@ -129,7 +135,7 @@ class Engine:
         )
         with self._cond:
             self._waiting.append(seq)
-            self.metrics.waiting.set(len(self._waiting))
+            self.metrics.set_waiting(len(self._waiting))
             self._cond.notify()
         return seq, queue
 
@@ -156,7 +162,8 @@ class Engine:
                 admitted = []
                 while self._waiting and len(self._running) + len(admitted) < self.max_batch_size:
                     admitted.append(self._waiting.popleft())
-                self.metrics.waiting.set(len(self._waiting))
+                self.metrics.set_waiting(len(self._waiting))
+            self._publish_running(self._running + admitted)  # prefill counts as running, as in vLLM
             try:
                 with torch.inference_mode():
                     for seq in admitted:
@@ -175,6 +182,7 @@ class Engine:
                         self._emit(seq, {"error": f"engine error: {exc}"})
                 self._running = []
                 batch = BatchState()
+                self._publish_running(self._running)
             self._flush()
 
     def _emit(self, seq: Sequence, event: dict) -> None:
@@ -193,7 +201,12 @@ class Engine:
     def _retire(self) -> None:
         """Drop finished and cancelled sequences; the batch cache notices the change at the next ``sync``."""
         self._running = [s for s in self._running if s.finish_reason is None and not s.cancelled]
-        self.metrics.running.set(len(self._running))
+        self._publish_running(self._running)
+
+    def _publish_running(self, seqs: list[Sequence]) -> None:
+        """Running count and KV-cache use for /metrics: each sequence holds its prompt and output positions."""
+        used = sum(len(s.prompt_ids) + len(s.output_ids) for s in seqs)
+        self.metrics.set_running(len(seqs), min(1.0, used / self.kv_capacity))
 
     def _prefill(self, seq: Sequence) -> None:
         """Run the prompt alone (no padding); keep its KV cache for the batch and sample its first token."""
@@ -252,8 +265,7 @@ class Engine:
             elif len(seq.output_ids) >= seq.params.max_tokens or seq.cached_len + 1 >= self.max_model_len:
                 seq.finish_reason = "length"
         if seq.finish_reason is None:
-            if text:
-                self._emit(seq, {"text": text, "tokens": len(seq.output_ids)})
+            self._emit(seq, {"text": text, "tokens": len(seq.output_ids)})
             return
         text += seq.detok.flush()  # held-back tail (a partial stop string that never completed); "" after a stop
         self._emit(

@@ -4,6 +4,11 @@ Why decode the whole output each time: byte-level BPE tokens are not text on the
 tokens, and a token's leading space depends on its neighbours), so the only safe text is ``decode(all ids)``. We
 emit the new suffix, holding back (a) a trailing U+FFFD (an incomplete UTF-8 character) and (b) any tail that
 could be the beginning of a stop string, so a stop string never leaks into the stream.
+
+When several stop strings match in the text one token added, the one that *completes* first wins (ties: the first
+in the request's list), as in vLLM (``vllm/v1/engine/detokenizer.py``, ``check_stop_strings``): it is the one a
+character-by-character reader would have met first. With ``stop=["the", "h"]`` and a token " the", the output keeps
+" t", not "".
 """
 
 from __future__ import annotations
@@ -27,9 +32,10 @@ class IncrementalDetokenizer:
         self.text = self._decode()
         if self.stop:
             start = max(0, self.sent - self._max_stop + 1)
-            hits = [i for i in (self.text.find(s, start) for s in self.stop) if i >= 0]
+            # (end, list position, start) of each stop string's first match; min() is the one completed first
+            hits = [(i + len(s), n, i) for n, s in enumerate(self.stop) if (i := self.text.find(s, start)) >= 0]
             if hits:
-                cut = max(min(hits), self.sent)
+                cut = max(min(hits)[2], self.sent)
                 delta, self.sent = self.text[self.sent : cut], cut
                 self.text = self.text[:cut]
                 return delta, True

@@ -50,14 +50,18 @@ class SamplingParams:
 def apply_repetition_penalty(logits: torch.Tensor, seen_ids: torch.Tensor, penalty: float) -> torch.Tensor:
     """vLLM semantics: for tokens already in prompt + output, divide positive logits and multiply negative ones.
 
-    ``logits`` is 1-D (vocab); ``seen_ids`` holds token ids (duplicates allowed). Returns a new tensor.
+    ``logits`` is 1-D (vocab); ``seen_ids`` holds token ids (duplicates allowed). Returns a new tensor. The division
+    is done as vLLM does it (``apply_repetition_penalties_torch`` in ``vllm/_custom_ops.py``): multiply by the
+    penalty's reciprocal, both in the logits' dtype. ``x / p`` differs from that in the last bit for about one logit
+    in ten, which can flip a greedy choice between two logits one bit apart.
     """
     if penalty == 1.0 or seen_ids.numel() == 0:
         return logits
     logits = logits.clone()
     ids = torch.unique(seen_ids)
     vals = logits[ids]
-    logits[ids] = torch.where(vals > 0, vals / penalty, vals * penalty)
+    penalty_t = torch.tensor(penalty, dtype=logits.dtype)
+    logits[ids] = vals * torch.where(vals > 0, 1.0 / penalty_t, penalty_t)
     return logits
 
 

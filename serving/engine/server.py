@@ -16,6 +16,7 @@ from serving.engine.core import Engine
 from serving.engine.sampling import SamplingParams
 
 DEFAULT_MAX_TOKENS = 256
+_DONE = b"data: [DONE]\n\n"
 
 
 class RequestError(Exception):
@@ -46,6 +47,7 @@ class OpenAIServer:
         self.engine = engine
         self.name = served_model_name
         self.created = int(time.time())
+        engine.metrics.model_name = served_model_name  # the model_name label of the vllm:* gauges, as in vLLM
 
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "model": self.name, "batching": self.engine.batching})
@@ -168,27 +170,41 @@ class OpenAIServer:
         return web.json_response(reply.full("".join(text), event))
 
     async def _stream(self, request, reply: _Reply, queue: asyncio.Queue, include_usage: bool, endpoint: str):
+        """Relay engine events as SSE, shaped the way vLLM's OpenAI server shapes its streams.
+
+        What vLLM does (``serving_chat.py`` / ``serving_completion.py``, mirrored here): nothing is sent until the
+        engine's first output for the request, i.e. its first sampled token after prefill. For chat, that moment
+        first yields a role-only chunk (``delta: {"role": "assistant", "content": ""}``), then the token's own
+        chunk; completions have no role chunk. After that, one chunk per engine output (one per token), even when
+        the token adds no text (``"content": ""``). The output that finishes the request carries
+        ``finish_reason`` on its own chunk (an EOS token's chunk has empty content), so there is no extra finish
+        chunk. With ``stream_options.include_usage`` a usage chunk with ``choices: []`` follows, then
+        ``data: [DONE]``. An error before the first token is the stream's first event, with no role chunk.
+
+        Why it matters: ``vllm bench serve`` starts TTFT at the first event with a non-empty ``choices``. A role
+        chunk sent on arrival, before prefill, made that clock stop at once. Here the role chunk and the first
+        token's chunk go out in one write, so every client sees them together. (vLLM also merges several
+        pending outputs into one chunk when its HTTP side falls behind; this relay sends each token separately.)
+        """
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await resp.prepare(request)
-
-        async def send(payload: dict) -> None:
-            await resp.write(f"data: {json.dumps(payload)}\n\n".encode())
-
-        if reply.chat:
-            await send(reply.chunk({"role": "assistant", "content": ""}))
+        first = True
         while True:
             event = await queue.get()
             if "error" in event:
-                await send({"error": {"message": event["error"], "type": "server_error"}})
+                frames = _sse({"error": {"message": event["error"], "type": "server_error"}}) + _DONE
                 break
-            if event["text"] or "finish" in event:
-                await send(reply.chunk(event["text"], event.get("finish")))
+            frames = _sse(reply.chunk({"role": "assistant", "content": ""})) if first and reply.chat else b""
+            first = False
+            frames += _sse(reply.chunk(event["text"], event.get("finish")))
             if "finish" in event:
                 self._count(endpoint, event, reply)
                 if include_usage:
-                    await send(reply.usage_chunk(event))
+                    frames += _sse(reply.usage_chunk(event))
+                frames += _DONE
                 break
-        await resp.write(b"data: [DONE]\n\n")
+            await resp.write(frames)
+        await resp.write(frames)
         await resp.write_eof()
         return resp
 
@@ -200,6 +216,10 @@ class OpenAIServer:
 
 def _default(value, default):
     return default if value is None else value
+
+
+def _sse(payload: dict) -> bytes:
+    return f"data: {json.dumps(payload)}\n\n".encode()
 
 
 class _Reply:
@@ -231,8 +251,9 @@ class _Reply:
         return {**self._envelope([choice], False), "usage": self.usage(event)}
 
     def chunk(self, delta, finish: str | None = None) -> dict:
+        """A streamed chunk; for chat a text ``delta`` becomes ``{"content": delta}``, "" included (as vLLM)."""
         if self.chat:
-            delta = delta if isinstance(delta, dict) else ({"content": delta} if delta else {})
+            delta = delta if isinstance(delta, dict) else {"content": delta}
             choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
         else:
             choice = {"index": 0, "text": delta, "logprobs": None, "finish_reason": finish}

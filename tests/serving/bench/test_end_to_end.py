@@ -32,8 +32,10 @@ def test_stream_metrics_match_the_upstream_schedule():
     s = run.summary
     assert s["completed"] == 6 and s["failed"] == 0
     assert [r.output_tokens for r in run.results] == [10] * 6  # from usage, not max_tokens=100
-    assert all(r.content_chunks == 10 and len(r.itl) == 9 for r in run.results)
-    assert all(r.events == 13 for r in run.results)  # 10 content + finish + usage + [DONE]
+    # vllm bench serve's token events: the role chunk and the 10 tokens' chunks (the last carries finish_reason)
+    assert all(r.choice_chunks == 11 and len(r.itl) == 10 for r in run.results)
+    assert all(r.events == 13 for r in run.results)  # role + 10 tokens + usage + [DONE]
+    assert all(r.itl[0] < 0.002 for r in run.results)  # role chunk -> first token: sent together
     assert 29.5 <= s["median_ttft_ms"] < 60
     assert 4.5 <= s["mean_tpot_ms"] < 8
     assert 4.0 <= s["median_itl_ms"] < 8
@@ -46,14 +48,43 @@ def test_stream_metrics_match_the_upstream_schedule():
 
 def test_max_tokens_below_upstream_length_and_completions_endpoint():
     run = bench(concurrency=3, num_requests=3, max_tokens=4, endpoint="completions", prompt_len=7)
-    assert [(r.output_tokens, r.prompt_tokens, r.content_chunks) for r in run.results] == [(4, 7, 4)] * 3
+    assert [(r.output_tokens, r.prompt_tokens, r.choice_chunks) for r in run.results] == [(4, 7, 4)] * 3  # no role
     assert run.summary["total_input_tokens"] == 21
 
 
 def test_stream_without_content_completes_with_zero_tokens():
-    run = bench(concurrency=1, num_requests=2, max_tokens=0, warmup=0)  # the fake sends finish + usage only
+    run = bench(concurrency=1, num_requests=2, max_tokens=0, warmup=0)  # the fake sends role + finish + usage
     assert run.summary["completed"] == 2
-    assert all(r.output_tokens == 0 and r.content_chunks == 0 and r.ttft == r.latency > 0 for r in run.results)
+    assert all(r.output_tokens == 0 and r.choice_chunks == 2 and 0.0295 <= r.ttft <= r.latency for r in run.results)
+
+
+def test_stream_without_any_choices_fails_as_in_vllm():
+    """A stream of only usage has no first token: ``vllm bench serve`` marks it failed, and so do we."""
+    from aiohttp import web
+
+    async def usage_only(request):
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        usage = {"prompt_tokens": 3, "completion_tokens": 0, "total_tokens": 3}
+        await resp.write(f"data: {json.dumps({'choices': [], 'usage': usage})}\n\ndata: [DONE]\n\n".encode())
+        return resp
+
+    async def go():
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", usage_only)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        try:
+            config = BenchConfig(url=f"http://127.0.0.1:{port}/v1", model="m", concurrency=1, num_requests=1, warmup=0)
+            return await run_benchmark(config)
+        finally:
+            await runner.cleanup()
+
+    run = asyncio.run(go())
+    assert run.summary["completed"] == 0 and "no first token" in run.results[0].error
 
 
 def test_prompts_vary_between_requests():
@@ -161,4 +192,4 @@ def test_reference_pipe_relays_a_stream_unchanged():
 
     run = asyncio.run(go())
     assert run.summary["completed"] == 6 and run.summary["failed"] == 0
-    assert [(r.output_tokens, r.content_chunks, r.events) for r in run.results] == [(10, 10, 13)] * 6
+    assert [(r.output_tokens, r.choice_chunks, r.events) for r in run.results] == [(10, 11, 13)] * 6

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from serving.bench.client import has_content, has_object
+from serving.bench.client import has_choices, has_object
 from serving.bench.metrics import (
     RequestResult,
     format_table,
@@ -68,7 +68,7 @@ def result(ttft, latency, output_tokens, itl=(), prompt_tokens=10, success=True)
         output_tokens=output_tokens,
         prompt_tokens=prompt_tokens,
         itl=list(itl),
-        content_chunks=len(itl) + 1,
+        choice_chunks=len(itl) + 1,
     )
 
 
@@ -135,22 +135,27 @@ def test_table_has_vllm_labels():
 
 
 @pytest.mark.parametrize(
-    ("line", "key", "expected"),
+    ("line", "expected"),
     [
-        (b'data: {"choices":[{"delta":{"content":"hi"}}]}\n', b'"content"', True),
-        (b'data: {"choices": [{"delta": {"content": "hi"}}]}\n', b'"content"', True),
-        (b'data: {"choices":[{"delta":{"role":"assistant","content":""}}]}\n', b'"content"', False),
-        (b'data: {"choices":[{"delta":{"content":null}}]}\n', b'"content"', False),
-        (b'data: {"choices":[{"delta":{"reasoning_content":"x"}}]}\n', b'"content"', False),
-        (b'data: {"choices":[{"logprobs":{"content":[]},"delta":{"content":"a"}}]}\n', b'"content"', True),
-        (b'data: {"choices":[{"delta":{"content":"\\"content\\""}}]}\n', b'"content"', True),
-        (b'data: {"choices":[{"text":" x"}]}\n', b'"text"', True),
-        (b'data: {"choices":[{"text":"","finish_reason":"stop"}]}\n', b'"text"', False),
-        (b"data: [DONE]\n", b'"content"', False),
+        (b'data: {"choices":[{"delta":{"content":"hi"}}]}', True),
+        (b'data: {"choices": [ {"delta": {"content": "hi"}}]}', True),
+        # vllm bench serve times these too: a role-only delta, empty text, the finish chunk
+        (b'data: {"choices":[{"delta":{"role":"assistant","content":""}}]}', True),
+        (b'data: {"choices":[{"delta":{"content":""},"finish_reason":"stop"}]}', True),
+        (b'data: {"choices":[{"text":"","finish_reason":"length"}]}', True),
+        (b'data: {"choices":[{"delta":{"reasoning_content":"x"}}]}', True),
+        # ...but not the usage chunk, nor what has no choices
+        (b'data: {"choices":[],"usage":{"completion_tokens":3}}', False),
+        (b'data: {"choices": [ ], "usage": {"completion_tokens":3}}', False),
+        (b'data: {"choices":null}', False),
+        (b'data: {"error":{"message":"boom"}}', False),
+        (b'data: {"usage":{"completion_tokens":1},"choices":[]}', False),
+        (b'data: {"usage":{"x":"\\"choices\\": [1]"}}', False),  # text in a JSON string cannot fake the key
+        (b"data: [DONE]", False),
     ],
 )
-def test_content_detection(line, key, expected):
-    assert has_content(line, key) is expected
+def test_token_event_detection(line, expected):
+    assert has_choices(line) is expected
 
 
 def test_usage_detection():

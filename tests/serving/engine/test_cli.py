@@ -10,6 +10,8 @@ import time
 
 import requests
 
+from serving.engine.threads import default_threads
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -21,7 +23,7 @@ def test_engine_cli_serves_the_model(demo_model_dir):
     port = _free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     cmd = [sys.executable, "-m", "serving.engine", "--model", str(demo_model_dir), "--port", str(port)]
-    cmd += ["--served-model-name", "cli-demo", "--batching", "off", "--threads", "1"]
+    cmd += ["--served-model-name", "cli-demo", "--batching", "off"]  # --threads: the default rule
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         base = f"http://127.0.0.1:{port}"
@@ -42,3 +44,4 @@ def test_engine_cli_serves_the_model(demo_model_dir):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+    assert f"torch intra-op threads: {default_threads()}" in proc.stdout.read()

@@ -33,6 +33,16 @@ def test_repetition_penalty_changes_the_greedy_choice():
     assert choose_token(logits, SamplingParams(temperature=0), torch.tensor([0]), torch.Generator()) == 0
 
 
+def test_repetition_penalty_rounds_as_vllm_does():
+    """vLLM multiplies by the penalty's float32 reciprocal (``apply_repetition_penalties_torch``); ``x / 1.3``
+    differs from that in the last bit for some logits, which can flip a greedy choice between near-equal ones."""
+    logits = torch.randn(10_000, generator=torch.Generator().manual_seed(0)) * 5
+    penalty = torch.tensor(1.3)
+    vllm = logits * torch.where(logits > 0, 1.0 / penalty, penalty)
+    assert torch.equal(apply_repetition_penalty(logits, torch.arange(10_000), 1.3), vllm)
+    assert not torch.equal(vllm, torch.where(logits > 0, logits / 1.3, logits * 1.3))
+
+
 def test_top_k_and_top_p_filters():
     logits = torch.log(torch.tensor([0.5, 0.3, 0.15, 0.05]))
     assert torch.isinf(top_k_top_p_filter(logits, 2, 1.0)).tolist() == [False, False, True, True]
@@ -62,6 +72,23 @@ def test_detokenizer_holds_back_partial_stop_and_cuts_at_stop():
     assert "".join(t for t, _ in emitted) == "abc"  # "EN" may start "END": held back
     assert detok.add(ord("D")) == ("", True)
     assert detok.output_text == "abc"
+
+
+class _PieceTokenizer:
+    PIECES = {1: "x", 2: "abc"}
+
+    def decode(self, ids, **_):
+        return "".join(self.PIECES[i] for i in ids)
+
+
+def test_detokenizer_stops_at_the_stop_string_completed_first():
+    """Two stop strings matched within one token "abc": the one that ends first wins, then the earlier in the list
+    (vLLM's ``check_stop_strings``), not the one that starts first."""
+    for stop, kept in ((["abc", "b"], "xa"), (["bc", "abc"], "xa"), (["abc", "bc"], "x")):
+        detok = IncrementalDetokenizer(_PieceTokenizer(), stop=stop)
+        assert detok.add(1) == ("x", False)
+        assert detok.add(2) == (kept[1:], True), stop
+        assert detok.output_text == kept, stop
 
 
 def test_detokenizer_flushes_held_back_text_when_no_stop():
