@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -14,6 +17,7 @@ from inference_jobs.constants import (
     DEFAULT_TOP_P,
     DEFAULT_TPOT_SLO_MS,
     DEFAULT_TTFT_SLO_MS,
+    ENGINE_LOAD_FRESH_S,
     MAX_COMPUTE_UNITS_PER_INSTANCE,
     MAX_INSTANCES,
 )
@@ -120,6 +124,71 @@ class InferenceTask(models.Model):
     @property
     def effective_served_model_name(self) -> str:
         return self.served_model_name or self.name
+
+    @property
+    def engine_load(self) -> EngineLoad | None:
+        """The task's engine load, from its instances' latest snapshots; None when none ever reported.
+
+        The instances that count are those whose snapshot is at most ``ENGINE_LOAD_FRESH_S`` older than the
+        task's newest: an instance that stopped reporting (replaced, scaled away) drops out, while a task whose
+        adapters all stopped (a stopped task) keeps its last figures, dated by ``observed_at``. Reads the
+        prefetched ``engine_loads`` when the queryset has them (the task API's list does).
+        """
+        snapshots = list(self.engine_loads.all())
+        if not snapshots:
+            return None
+        newest = max(s.observed_at for s in snapshots)
+        fresh = [s for s in snapshots if s.observed_at >= newest - timedelta(seconds=ENGINE_LOAD_FRESH_S)]
+
+        def total(name: str) -> int | None:
+            values = [getattr(s, name) for s in fresh if getattr(s, name) is not None]
+            return sum(values) if values else None
+
+        usages = [s.kv_cache_usage for s in fresh if s.kv_cache_usage is not None]
+        return EngineLoad(
+            requests_running=total("requests_running"),
+            requests_waiting=total("requests_waiting"),
+            kv_cache_usage=max(usages) if usages else None,
+            observed_at=newest,
+            instances=len(fresh),
+        )
+
+
+@dataclass(frozen=True)
+class EngineLoad:
+    """A task's load as its engines report it (``InferenceTask.engine_load``): the requests its instances run and
+    queue, summed, and the fullest KV cache among them (the one about to preempt requests; an average would hide
+    it). A figure no instance reports is None."""
+
+    requests_running: int | None
+    requests_waiting: int | None
+    kv_cache_usage: float | None
+    observed_at: datetime
+    instances: int
+
+
+class TaskEngineLoad(models.Model):
+    """One instance's latest engine-load snapshot (observed state, as ``status``), sent by its adapter every few
+    seconds (``serving/adapter/engine_load.py``) and stored by ``inference_jobs.engine_load.engine_load_store``:
+    a snapshot replaces the instance's row only when it was observed later. Rows go with their task."""
+
+    task = models.ForeignKey(InferenceTask, on_delete=models.CASCADE, related_name="engine_loads")
+    instance = models.CharField(max_length=200, help_text="The adapter that reported: host name and process id.")
+    observed_at = models.DateTimeField(help_text="When the adapter read the engine's /metrics (its clock).")
+    requests_running = models.PositiveIntegerField(null=True)
+    requests_waiting = models.PositiveIntegerField(null=True)
+    kv_cache_usage = models.FloatField(null=True, help_text="Fraction of the KV cache in use, 0..1.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["task", "instance"], name="engine_load_unique_task_instance"),
+            models.CheckConstraint(
+                condition=Q(kv_cache_usage__gte=0) & Q(kv_cache_usage__lte=1), name="engine_load_kv_cache_usage_0_1"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"task {self.task_id} {self.instance} at {self.observed_at:%Y-%m-%d %H:%M:%S}"
 
 
 class TaskEventQuerySet(RestrictedQuerySet):

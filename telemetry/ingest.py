@@ -2,7 +2,7 @@
 
 The sender is a task's adapter (``serving/adapter/spool.py``)::
 
-    POST /api/v1/ingest/metrics/   (or /reflow/)
+    POST /api/v1/ingest/metrics/   (or /reflow/, /engine-load/)
     Authorization: Bearer aicp_it_<task id>_<secret>
     {"task_id": 7, "records": [{...}, ...]}
 
@@ -18,6 +18,9 @@ Answers:
 * 403 ``ingest_task_mismatch``: the body names another task than the token's;
 * 413 ``ingest_batch_too_large``: more than ``MAX_INGEST_RECORDS`` records, or a body over
   ``AICP_INGEST_MAX_BODY_BYTES``.
+
+``ingest/engine-load/`` takes the same batches and gives the same answers; its records are snapshots, which carry
+no ``id``: ``stored`` counts those that replaced an instance's older one, ``duplicates`` those that did not.
 
 Records are checked here by plain functions rather than DRF serializers: a batch holds up to a thousand of
 them, and a serializer per record would cost more than storing them.
@@ -130,16 +133,27 @@ def milliseconds(value: Any) -> float:
     return float(value)
 
 
+def fraction(value: Any) -> float:
+    """A share between 0 and 1 (KV-cache use: 0.13 is 13 %)."""
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        raise Invalid(f"must be a number between 0 and 1, got {_show(value)}")
+    if not 0 <= value <= 1:
+        raise Invalid(f"must be between 0 and 1, got {value}")
+    return float(value)
+
+
 def boolean(value: Any) -> bool:
     if not isinstance(value, bool):
         raise Invalid(f"must be true or false, got {_show(value)}")
     return value
 
 
-def text(max_length: int) -> Check:
+def text(max_length: int, *, blank: bool = True) -> Check:
     def run(value: Any) -> str:
         if not isinstance(value, str):
             raise Invalid(f"must be a string, got {_show(value)}")
+        if not blank and not value.strip():
+            raise Invalid("must not be blank")
         if len(value) > max_length:
             raise Invalid(f"must be at most {max_length} characters, got {len(value)}")
         problem = text_problem(value)

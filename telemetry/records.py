@@ -1,4 +1,5 @@
-"""The metric record an adapter sends for each request (format: ``serving/adapter/metrics.py``), as checked here.
+"""The records an adapter sends, as checked here: one metric record per request (format:
+``serving/adapter/metrics.py``) and the engine's load every few seconds (``serving/adapter/engine_load.py``).
 
 Whether a request was *good* (met the task's latency targets, SPEC "latency targets") is decided when it is
 stored, against the targets in force then, and kept with the row: changing a task's targets later does not
@@ -12,6 +13,7 @@ from typing import Any
 from inference_jobs.models import InferenceTask
 from telemetry.ingest import (
     boolean,
+    fraction,
     histogram,
     integer,
     milliseconds,
@@ -19,6 +21,7 @@ from telemetry.ingest import (
     record_id,
     required,
     same_task,
+    text,
     timestamp,
 )
 
@@ -68,3 +71,13 @@ def meets_targets(record: dict[str, Any], ttft_target_ms: float, tpot_target_ms:
     if ttft is None:
         return record["e2e_ms"] <= ttft_target_ms + tpot_target_ms * max(0, record["output_tokens"] - 1)
     return ttft <= ttft_target_ms and (tpot is None or tpot <= tpot_target_ms)
+
+
+# One instance's engine-load snapshot. A figure the engine does not expose comes as null.
+ENGINE_LOAD_FIELDS = {
+    "instance": required(text(200, blank=False)),
+    "observed_at": required(timestamp),
+    "requests_running": optional(integer(0, _COUNT_MAX)),
+    "requests_waiting": optional(integer(0, _COUNT_MAX)),
+    "kv_cache_usage": optional(fraction),
+}

@@ -1,4 +1,4 @@
-"""Storing what adapters send (request metrics), and forgetting raw rows past their retention."""
+"""Storing what adapters send (request metrics, engine load), and forgetting raw rows past their retention."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from inference_jobs.engine_load import Snapshot, engine_load_store
 from inference_jobs.models import InferenceTask
 from telemetry.ingest import IngestResult, check_records, store_new
 from telemetry.models import LatencyRollup, RequestMetric, UsageHour
-from telemetry.records import METRIC_FIELDS, meets_targets, metric_cross_check
+from telemetry.records import ENGINE_LOAD_FIELDS, METRIC_FIELDS, meets_targets, metric_cross_check
 from telemetry.rollups import roll_up
 
 PURGE_CHUNK = 10_000
@@ -34,6 +35,13 @@ def metrics_ingest(*, task: InferenceTask, records: list) -> IngestResult:
         roll_up(tenant_id=task.tenant_id, task_id=task.pk, rows=new_rows)
 
     return store_new(RequestMetric, batch, row, add_up)
+
+
+def engine_load_ingest(*, task: InferenceTask, records: list) -> IngestResult:
+    """Keep the newest snapshot of each of the task's instances; an older or repeated one changes nothing."""
+    batch = check_records(records, ENGINE_LOAD_FIELDS, lambda record: {})
+    stored = engine_load_store(task=task, snapshots=[Snapshot(**record) for record in batch.clean])
+    return IngestResult(received=batch.received, stored=stored, rejected=batch.rejected)
 
 
 def metrics_purge(*, now=None) -> dict[str, int]:

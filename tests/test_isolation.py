@@ -25,12 +25,12 @@ from inference_jobs.services import task_create
 from reflow.models import ReflowRecord
 from reflow.services import reflow_ingest
 from telemetry.models import UsageHour
-from telemetry.services import metrics_ingest
+from telemetry.services import engine_load_ingest, metrics_ingest
 from tenancy.choices import Role
 from tenancy.models import AuditEntry, Membership, PersonalAPIToken, TenantAPIKey
 from tenancy.services import credential_revoke, personal_token_create, tenant_api_key_create
 from tests.conftest import Deployable, api_client_for, make_deployable, member_of
-from tests.telemetry.records import metric, reflow_record
+from tests.telemetry.records import engine_load, metric, reflow_record
 
 pytestmark = pytest.mark.django_db
 
@@ -92,8 +92,9 @@ def world() -> World:
     acme_admin = member_of(acme.tenant, Role.ADMIN, user__username="acme-admin")
     globex_admin = member_of(globex.tenant, Role.ADMIN, user__username="globex-admin")
     globex_task = task_create(actor=globex.member, **globex.task_fields())
-    # What the task's adapter reported: a request (usage, access log) and a captured pair.
+    # What the task's adapter reported: a request (usage, access log), its engine's load and a captured pair.
     metrics_ingest(task=globex_task, records=[metric(globex_task)])
+    engine_load_ingest(task=globex_task, records=[engine_load()])
     reflow_ingest(task=globex_task, records=[reflow_record(globex_task)])
     return World(
         acme=acme,

@@ -20,6 +20,22 @@ from inference_jobs.models import InferenceTask, TaskEvent
 from inference_jobs.services import MUTABLE_FIELDS
 
 
+class EngineLoadSerializer(serializers.Serializer):
+    """``InferenceTask.engine_load``: what the task's engines last reported (``docs/telemetry.md``)."""
+
+    requests_running = serializers.IntegerField(
+        allow_null=True, help_text="Requests in the engines' running batches, summed over the instances."
+    )
+    requests_waiting = serializers.IntegerField(
+        allow_null=True, help_text="Requests queued for a slot, summed over the instances."
+    )
+    kv_cache_usage = serializers.FloatField(
+        allow_null=True, help_text="The fullest KV cache among the instances, as a fraction (0.13 = 13 %)."
+    )
+    observed_at = serializers.DateTimeField(help_text="When the newest of these snapshots was taken.")
+    instances = serializers.IntegerField(help_text="Instances whose snapshot counts (reported within 60 s of it).")
+
+
 class InferenceTaskSerializer(ModelSerializer):
     tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     model_name = serializers.CharField(source="model.name", read_only=True)
@@ -32,6 +48,9 @@ class InferenceTaskSerializer(ModelSerializer):
     runtime_image = serializers.CharField(source="runtime_image_version.image.slug", read_only=True)
     runtime_image_version = serializers.CharField(source="runtime_image_version.version", read_only=True)
     update_available = serializers.SerializerMethodField()
+    engine_load = EngineLoadSerializer(
+        read_only=True, allow_null=True, help_text="The engines' last reported load; null until one reports."
+    )
 
     class Meta:
         model = InferenceTask
@@ -41,7 +60,7 @@ class InferenceTaskSerializer(ModelSerializer):
             "reflow_enabled", "temperature", "top_p", "repetition_penalty", "sampling_policy", "system_prompt",
             "served_model_name", "ttft_slo_ms", "tpot_slo_ms", "runtime_image", "runtime_image_version",
             "update_available", "desired_state", "status", "status_message", "ready_instances", "generation",
-            "observed_generation", "created_at", "updated_at",
+            "observed_generation", "engine_load", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = fields
 

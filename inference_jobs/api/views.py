@@ -37,7 +37,9 @@ class InferenceTaskViewSet(RestrictedModelViewSet):
     ordering_fields = ["created_at", "name", "status", "instances"]
 
     def base_queryset(self):
-        return task_list_queryset()
+        tasks = task_list_queryset()
+        # A page of tasks shows each one's engine load: one query for the page's snapshots, not one per task.
+        return tasks.prefetch_related("engine_loads") if self.action == "list" else tasks
 
     def get_serializer_class(self):
         return {

@@ -29,11 +29,13 @@ Format (keys not listed are rejected, so a typo fails loudly at startup instead 
         "token": "...",                    # sent as Authorization: Bearer <token>
         "batch_size": 200,                 # records per POST: 1..1000 (ingest refuses larger batches)
         "interval_s": 2.0,                 # how often the shipper looks for new records
-        "max_backoff_s": 30.0              # cap of the exponential retry delay while ingest is down
+        "max_backoff_s": 30.0,             # cap of the exponential retry delay while ingest is down
+        "engine_load_interval_s": 5.0      # how often the engine's /metrics load is read and sent; 0 = never
       }
     }
 
-Without ``ingest`` nothing is spooled or shipped (Prometheus metrics on /metrics still work).
+Without ``ingest`` nothing is spooled or shipped and the engine's load is not reported (Prometheus metrics on
+/metrics still work). The engine-load report is described in ``engine_load.py``.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ SAMPLING_RANGES = {
     "repetition_penalty": (1.0, 2.0, True),
 }
 MAX_INGEST_BATCH = 1000  # records per POST the control plane's ingest endpoint accepts (it answers 413 above)
+_INGEST_KEYS = {"url", "token", "batch_size", "interval_s", "max_backoff_s", "engine_load_interval_s"}
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 _TOP_KEYS = {
     "task_id",
@@ -91,6 +94,7 @@ class IngestConfig:
     batch_size: int = 200
     interval_s: float = 2.0
     max_backoff_s: float = 30.0
+    engine_load_interval_s: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -271,7 +275,7 @@ def _ingest(raw: Any, p: list[str]) -> IngestConfig | None:
     if not isinstance(raw, dict):
         p.append("ingest: must be an object or null")
         return None
-    for key in sorted(set(raw) - {"url", "token", "batch_size", "interval_s", "max_backoff_s"}):
+    for key in sorted(set(raw) - _INGEST_KEYS):
         p.append(f"ingest.{key}: unknown key")
     url, token = raw.get("url"), raw.get("token")
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
@@ -289,6 +293,11 @@ def _ingest(raw: Any, p: list[str]) -> IngestConfig | None:
         if not _is_number(numbers[key]) or numbers[key] <= 0:
             p.append(f"ingest.{key}: must be a positive number, got {numbers[key]!r}")
             numbers[key] = default
+    load_interval = raw.get("engine_load_interval_s", 5.0)
+    if not _is_number(load_interval) or load_interval < 0:
+        p.append(f"ingest.engine_load_interval_s: must be a non-negative number (0 = off), got {load_interval!r}")
+        load_interval = 5.0
+    numbers["engine_load_interval_s"] = load_interval
     if url and not url.endswith("/"):
         url += "/"
     return IngestConfig(url=url, token=token if isinstance(token, str) else "", batch_size=batch, **numbers)

@@ -24,6 +24,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from serving.adapter.config import AdapterConfig
+from serving.adapter.engine_load import EngineLoadReporter
 from serving.adapter.metrics import AdapterMetrics, metric_record, ms
 from serving.adapter.ratelimit import TokenBucket
 from serving.adapter.reflow import build_record, iso, parameters_of
@@ -174,6 +175,7 @@ class Adapter:
         self.pool: UpstreamPool | None = None  # streaming requests: the lean HTTP/1.1 client (http:// only)
         self.reflow_spool: Spool | None = None
         self.metrics_spool: Spool | None = None
+        self.engine_load: EngineLoadReporter | None = None  # reads the engine's /metrics, reports its load
         self._tasks: list = []
         up, served = config.upstream_model, config.served_model_name
         self._rewrite = None
@@ -221,6 +223,12 @@ class Adapter:
                               batch_size=ingest.batch_size, interval_s=ingest.interval_s,
                               max_backoff_s=ingest.max_backoff_s, on_rejected=rejected.labels(kind).inc)  # fmt: skip
             self._tasks.append(asyncio.get_running_loop().create_task(shipper.run()))
+        if ingest.engine_load_interval_s > 0:
+            self.engine_load = EngineLoadReporter(
+                self.session, f"{self.upstream}/metrics", f"{ingest.url}engine-load/", ingest.token, cfg.task_id,
+                interval_s=ingest.engine_load_interval_s,
+            )  # fmt: skip
+            self._tasks.append(asyncio.get_running_loop().create_task(self.engine_load.run()))
 
     async def _stop(self, app: web.Application) -> None:
         for task in self._tasks:

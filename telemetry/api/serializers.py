@@ -18,6 +18,30 @@ class IngestBatchSerializer(serializers.Serializer):
     )
 
 
+class EngineLoadSnapshotSerializer(serializers.Serializer):
+    """One instance's engine load, as its adapter read it from the engine's ``/metrics`` (documentation only)."""
+
+    instance = serializers.CharField(max_length=200, help_text="The adapter that reports (host name, process id).")
+    observed_at = serializers.DateTimeField(help_text="When the engine's /metrics was read.")
+    requests_running = serializers.IntegerField(
+        min_value=0, allow_null=True, required=False, help_text="vllm:num_requests_running, summed over label sets."
+    )
+    requests_waiting = serializers.IntegerField(
+        min_value=0, allow_null=True, required=False, help_text="vllm:num_requests_waiting, summed over label sets."
+    )
+    kv_cache_usage = serializers.FloatField(
+        min_value=0, max_value=1, allow_null=True, required=False,
+        help_text="vllm:kv_cache_usage_perc (a fraction), the largest over label sets.",
+    )  # fmt: skip
+
+
+class EngineLoadBatchSerializer(serializers.Serializer):
+    """What an adapter sends every few seconds (documentation only: the body is read by ``telemetry/ingest.py``)."""
+
+    task_id = serializers.IntegerField(help_text="The task of the ingest token.")
+    records = EngineLoadSnapshotSerializer(many=True, help_text="Snapshots; the newest per instance is kept.")
+
+
 class IngestResultSerializer(serializers.Serializer):
     received = serializers.IntegerField()
     stored = serializers.IntegerField(help_text="New records; a record already stored (by its id) is not stored again.")

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from telemetry.api.views import AccessLogViewSet, MetricsIngestView, UsageView
+from telemetry.api.views import AccessLogViewSet, EngineLoadIngestView, MetricsIngestView, UsageView
 
 
 def register(router) -> None:
@@ -9,5 +9,6 @@ def register(router) -> None:
 
 urlpatterns = [
     path("ingest/metrics/", MetricsIngestView.as_view(), name="ingest-metrics"),
+    path("ingest/engine-load/", EngineLoadIngestView.as_view(), name="ingest-engine-load"),
     path("usage/", UsageView.as_view(), name="usage"),
 ]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.utils import timezone
@@ -12,6 +13,7 @@ from controlplane.api.viewsets import RestrictedReadOnlyViewSet, RoleReadPermiss
 from telemetry import services
 from telemetry.api.serializers import (
     AccessLogSerializer,
+    EngineLoadBatchSerializer,
     IngestBatchSerializer,
     IngestRejectedSerializer,
     IngestResultSerializer,
@@ -25,16 +27,21 @@ from telemetry.selectors import access_log_queryset, usage_summary
 from tenancy.choices import Action
 from tenancy.models import TenantAPIKey
 
-ingest_schema = extend_schema(
-    request=IngestBatchSerializer,
-    responses={200: IngestResultSerializer, 422: IngestRejectedSerializer},
-    parameters=[
-        OpenApiParameter(
-            "Authorization", str, OpenApiParameter.HEADER, required=True, description="Bearer <the task's ingest token>"
-        )
-    ],
-    auth=[],
-)
+
+def ingest_schema_of(request_serializer) -> Callable:
+    """The schema of an ingest view whose batches ``request_serializer`` describes."""
+    token = OpenApiParameter(
+        "Authorization", str, OpenApiParameter.HEADER, required=True, description="Bearer <the task's ingest token>"
+    )
+    return extend_schema(
+        request=request_serializer,
+        responses={200: IngestResultSerializer, 422: IngestRejectedSerializer},
+        parameters=[token],
+        auth=[],
+    )
+
+
+ingest_schema = ingest_schema_of(IngestBatchSerializer)
 
 
 class MetricsIngestView(IngestView):
@@ -47,6 +54,19 @@ class MetricsIngestView(IngestView):
 
     def store(self, task, records):
         return services.metrics_ingest(task=task, records=records)
+
+
+class EngineLoadIngestView(IngestView):
+    """The engine load of one of the task's instances (requests running and waiting, KV-cache use), sent by its
+    adapter every few seconds (``serving/adapter/engine_load.py``). The newest snapshot per instance is kept; an
+    older one changes nothing. 422 names the malformed field."""
+
+    @ingest_schema_of(EngineLoadBatchSerializer)
+    def post(self, request):
+        return super().post(request)
+
+    def store(self, task, records):
+        return services.engine_load_ingest(task=task, records=records)
 
 
 class UsageView(APIView):

@@ -27,13 +27,13 @@ def seed() -> FuzzWorld:
     from inference_jobs.services import task_create, task_stop
     from reflow.models import ReflowRecord
     from reflow.services import reflow_ingest, reflow_review
-    from telemetry.services import metrics_ingest
+    from telemetry.services import engine_load_ingest, metrics_ingest
     from tenancy.choices import Role
     from tenancy.models import AuditEntry, Membership
     from tenancy.services import membership_create, personal_token_create, tenant_api_key_create, user_create
     from tests import factories
     from tests.conftest import make_deployable, member_of
-    from tests.telemetry.records import metric, reflow_record
+    from tests.telemetry.records import engine_load, metric, reflow_record
 
     root = factories.PlatformAdminFactory(username="root")
     acme, globex = make_deployable("acme"), make_deployable("globex")
@@ -47,6 +47,8 @@ def seed() -> FuzzWorld:
         task = task_create(actor=world.member, **world.task_fields(name=name))
         metrics_ingest(task=task, records=[metric(task), metric(task, status=500, output_tokens=0)])
         reflow_ingest(task=task, records=[reflow_record(task), reflow_record(task)])
+        if name == "chat":  # the other task's engines never reported: its engine_load is null
+            engine_load_ingest(task=task, records=[engine_load(), engine_load(instance="b:1", requests_running=None)])
         tasks.append(task)
     task_stop(actor=acme.member, task=tasks[1])
     reviewed = ReflowRecord.objects.filter(task_id=tasks[0].pk).first()

@@ -1,4 +1,5 @@
-"""Records shaped as the adapter ships them (serving/adapter/metrics.py, reflow.py), and a client that sends them."""
+"""Records shaped as the adapter ships them (serving/adapter/metrics.py, reflow.py, engine_load.py), and a client
+that sends them."""
 
 from __future__ import annotations
 
@@ -59,6 +60,19 @@ def reflow_record(task, *, at: datetime | None = None, **overrides) -> dict:
         "runtime_image_version": "1.2.0",
         "started_at": iso(started),
         "finished_at": iso(started + timedelta(milliseconds=104)),
+    }
+    record.update(overrides)
+    return record
+
+
+def engine_load(*, instance: str = "chat-7-abc:1", at: datetime | None = None, **overrides) -> dict:
+    """One instance's engine-load snapshot (serving/adapter/engine_load.py)."""
+    record = {
+        "instance": instance,
+        "observed_at": iso(at or datetime.now(UTC) - timedelta(seconds=1)),
+        "requests_running": 2,
+        "requests_waiting": 0,
+        "kv_cache_usage": 0.13,
     }
     record.update(overrides)
     return record

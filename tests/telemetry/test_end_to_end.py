@@ -14,6 +14,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 import openai
 import pytest
@@ -28,7 +29,7 @@ from tenancy.choices import Role
 from tenancy.services import personal_token_create, tenant_api_key_create
 from tests import factories
 from tests.conftest import member_of
-from tests.serving.adapter.fakes import FakeEngine, ServerThread
+from tests.serving.adapter.fakes import VLLM_METRICS, FakeEngine, ServerThread, vllm_metrics
 
 SYSTEM_PROMPT = "You are the support desk of Example Corp. Answer briefly."
 TTFT_TARGET_MS = 3000  # every call's first token comes well within it
@@ -135,6 +136,7 @@ def deploy(live_server, settings, tmp_path, caplog):
         assert config["slo"] == {"ttft_ms": TTFT_TARGET_MS, "tpot_ms": TPOT_TARGET_MS}
         config["reflow"]["spool_dir"] = str(tmp_path / "spool")  # the pod's volume
         config["ingest"]["interval_s"] = 0.1  # ship at once instead of every 2 s
+        config["ingest"]["engine_load_interval_s"] = 0.1  # report the engine's load at once instead of every 5 s
 
         server = ServerThread(Adapter(parse_config(config), engine_url).app).start()
         servers.append(server)
@@ -288,6 +290,33 @@ def test_the_adapter_delivers_metrics_and_reflow_records_that_appear_through_the
     assert sum(r["output_tokens"] for r in log_rows) == completion_tokens
     denied = d.member.session.get(d.member.base_url + "/api/v1/access-log/", params={"task": task.pk}, timeout=10)
     assert denied.status_code == 403, denied.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_engines_load_reaches_the_task_api_and_follows_the_engine(deploy, engine, caplog):
+    """The adapter reads vLLM's gauges off the engine's /metrics and the task's API shows them, then the next ones."""
+    engine.model = "support-bot"
+    engine.metrics_text = VLLM_METRICS  # two engine cores: 3 + 2 running, 1 + 4 waiting, caches 13 % and 42.12 %
+    d = deploy(engine.url)
+
+    def load_when(condition) -> dict:
+        deadline = time.monotonic() + DEADLINE_S
+        while True:
+            load = d.member.get(f"/api/v1/tasks/{d.task.pk}/")["engine_load"]
+            if load is not None and condition(load):
+                return load
+            assert time.monotonic() < deadline, f"engine_load is {load}; log: {caplog.text!r}"
+            time.sleep(0.1)
+
+    load = load_when(lambda load: True)
+    assert {k: v for k, v in load.items() if k != "observed_at"} == {
+        "requests_running": 5, "requests_waiting": 5, "kv_cache_usage": 0.4212, "instances": 1,
+    }  # fmt: skip
+    engine.metrics_text = vllm_metrics(running=(0, 1), waiting=(0, 0), usage=(0.0, 0.05))  # the queue drained
+    drained = load_when(lambda load: load["requests_waiting"] == 0)
+    assert (drained["requests_running"], drained["kv_cache_usage"]) == (1, 0.05)
+    assert datetime.fromisoformat(drained["observed_at"]) > datetime.fromisoformat(load["observed_at"])
+    assert "engine load" not in caplog.text, caplog.text  # no warning: every snapshot was taken
 
 
 class LingeringEngine:

@@ -1,4 +1,5 @@
-"""Test doubles for the adapter: an OpenAI-like engine, an ingest endpoint, and a thread to serve them in."""
+"""Test doubles for the adapter: an OpenAI-like engine (and what vLLM serves on /metrics), an ingest endpoint, and a
+thread to serve them in."""
 
 from __future__ import annotations
 
@@ -72,6 +73,7 @@ class FakeEngine:
         self.split_events = False  # write each SSE event in two halves, as a slow network might deliver it
         self.die_after: int | None = None  # drop the connection after this many content chunks
         self.aborted = 0  # streams whose caller went away before the end
+        self.metrics_text: str | None = None  # what GET /metrics answers (Prometheus text); None: 404, as before
 
     @property
     def text(self) -> str:
@@ -81,7 +83,13 @@ class FakeEngine:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self.chat)
         app.router.add_post("/v1/completions", self.completions)
+        app.router.add_get("/metrics", self.metrics)
         return app
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        if self.metrics_text is None:
+            raise web.HTTPNotFound()
+        return web.Response(text=self.metrics_text, content_type="text/plain")
 
     def usage(self, body: dict) -> dict:
         prompt = body.get("messages") or body.get("prompt") or ""
@@ -155,8 +163,9 @@ class FakeIngest:
 
     def __init__(self, token: str):
         self.token = token
-        self.received: dict[str, list[dict]] = {"reflow": [], "metrics": []}
-        self.posts: dict[str, list[list[str]]] = {"reflow": [], "metrics": []}  # the record ids of every POST
+        self.received: dict[str, list[dict]] = {"reflow": [], "metrics": [], "engine-load": []}
+        # the record ids of every POST (engine-load snapshots have none)
+        self.posts: dict[str, list[list[str]]] = {"reflow": [], "metrics": [], "engine-load": []}
         self.reject: Callable[[str, dict], dict | None] | None = None
         self.lock = threading.Lock()
 
@@ -193,3 +202,61 @@ class FakeIngest:
     def ids(self, kind: str) -> set[str]:
         with self.lock:
             return {r["id"] for r in self.received[kind]}
+
+
+# What vLLM 0.32 serves on /metrics for a model served as "chat" by two data-parallel engine cores (abridged:
+# the real page has some hundred more histogram lines). Labels as vLLM sets them (model_name, engine), in the order
+# prometheus_client writes them.
+VLLM_METRICS = """\
+# HELP python_gc_objects_collected_total Objects collected during gc
+# TYPE python_gc_objects_collected_total counter
+python_gc_objects_collected_total{generation="0"} 18423.0
+# HELP vllm:num_requests_running Number of requests in model execution batches.
+# TYPE vllm:num_requests_running gauge
+vllm:num_requests_running{engine="0",model_name="chat"} 3.0
+vllm:num_requests_running{engine="1",model_name="chat"} 2.0
+# HELP vllm:num_requests_waiting Number of requests waiting to be processed.
+# TYPE vllm:num_requests_waiting gauge
+vllm:num_requests_waiting{engine="0",model_name="chat"} 1.0
+vllm:num_requests_waiting{engine="1",model_name="chat"} 4.0
+# HELP vllm:num_requests_waiting_by_reason Number of waiting requests by reason. Sum of all reasons equals \
+vllm:num_requests_waiting.
+# TYPE vllm:num_requests_waiting_by_reason gauge
+vllm:num_requests_waiting_by_reason{engine="0",model_name="chat",reason="capacity"} 1.0
+vllm:num_requests_waiting_by_reason{engine="0",model_name="chat",reason="deferred"} 0.0
+vllm:num_requests_waiting_by_reason{engine="1",model_name="chat",reason="capacity"} 4.0
+vllm:num_requests_waiting_by_reason{engine="1",model_name="chat",reason="deferred"} 0.0
+# HELP vllm:engine_sleep_state Engine sleep state; awake = 0 means engine is sleeping.
+# TYPE vllm:engine_sleep_state gauge
+vllm:engine_sleep_state{engine="0",model_name="chat",sleep_state="awake"} 1.0
+# HELP vllm:kv_cache_usage_perc KV-cache usage. 1 means 100 percent usage.
+# TYPE vllm:kv_cache_usage_perc gauge
+vllm:kv_cache_usage_perc{engine="0",model_name="chat"} 0.13
+vllm:kv_cache_usage_perc{engine="1",model_name="chat"} 0.4212
+# HELP vllm:prompt_tokens_total Number of prefill tokens processed.
+# TYPE vllm:prompt_tokens_total counter
+vllm:prompt_tokens_total{engine="0",model_name="chat"} 52311.0
+vllm:prompt_tokens_total{engine="1",model_name="chat"} 49870.0
+# HELP vllm:time_to_first_token_seconds Histogram of time to first token in seconds.
+# TYPE vllm:time_to_first_token_seconds histogram
+vllm:time_to_first_token_seconds_bucket{engine="0",le="0.001",model_name="chat"} 0.0
+vllm:time_to_first_token_seconds_bucket{engine="0",le="0.5",model_name="chat"} 410.0
+vllm:time_to_first_token_seconds_bucket{engine="0",le="+Inf",model_name="chat"} 431.0
+vllm:time_to_first_token_seconds_count{engine="0",model_name="chat"} 431.0
+vllm:time_to_first_token_seconds_sum{engine="0",model_name="chat"} 97.53
+"""
+
+
+def vllm_metrics(running=(3, 2), waiting=(1, 4), usage=(0.13, 0.4212)) -> str:
+    """``VLLM_METRICS`` with other values of the three gauges, per engine core (0, 1)."""
+    text = VLLM_METRICS
+    for name, values, old in (
+        ("num_requests_running", running, ("3.0", "2.0")),
+        ("num_requests_waiting", waiting, ("1.0", "4.0")),
+        ("kv_cache_usage_perc", usage, ("0.13", "0.4212")),
+    ):
+        for engine, (value, was) in enumerate(zip(values, old, strict=True)):
+            line = f'vllm:{name}{{engine="{engine}",model_name="chat"}} '
+            assert line + was in text
+            text = text.replace(line + was, line + str(float(value)))
+    return text
