@@ -66,6 +66,13 @@ class RuntimeImageUnavailableError(PlatformRuleError):
     field = "mode"
 
 
+class RuntimeNotInstalledError(PlatformRuleError):
+    """The orchestrator has no runtime for the mode (the local one without vLLM's CPU runtime)."""
+
+    code = "runtime_not_installed"
+    field = "mode"
+
+
 # Rule 7
 class TenantTaskQuotaError(PlatformRuleError):
     code = "tenant_quota_tasks"

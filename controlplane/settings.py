@@ -164,9 +164,12 @@ AICP_ILUVATAR_RESOURCE_NAME = env.str("AICP_ILUVATAR_RESOURCE_NAME", default="il
 # (a kubeconfig file), else the in-cluster service account.
 AICP_ORCHESTRATOR = env.str("AICP_ORCHESTRATOR", default="local")
 _LOCAL_ORCHESTRATOR = AICP_ORCHESTRATOR == "local"
-# The local backend: one run folder per task (config, state, logs), and torch threads per engine process.
+# The local backend: one run folder per task (config, state, logs); torch threads per engine process (0: the
+# engine's own default, chosen from the cores it may use); the interpreter of the vLLM runtime that runs
+# high-performance tasks (`make install-vllm` builds .venv-vllm; without it they are refused at admission).
 AICP_LOCAL_RUN_DIR = Path(env.str("AICP_LOCAL_RUN_DIR", default=str(VAR_DIR / "run" / "local")))
-AICP_LOCAL_ENGINE_THREADS = env.int("AICP_LOCAL_ENGINE_THREADS", default=1)
+AICP_LOCAL_ENGINE_THREADS = env.int("AICP_LOCAL_ENGINE_THREADS", default=0)
+AICP_LOCAL_VLLM_PYTHON = Path(env.str("AICP_LOCAL_VLLM_PYTHON", default=str(BASE_DIR / ".venv-vllm/bin/python")))
 AICP_KUBE_API_URL = env.str("AICP_KUBE_API_URL", default="")
 AICP_KUBECONFIG = env.str("AICP_KUBECONFIG", default="")
 AICP_KUBE_TIMEOUT_S = env.float("AICP_KUBE_TIMEOUT_S", default=10.0)

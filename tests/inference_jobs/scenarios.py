@@ -4,7 +4,8 @@ limit and returns the task fields (overrides of ``Deployable.task_fields``) that
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from catalog.choices import ModelStatus
 from catalog.models import RuntimeImageVersion
@@ -19,6 +20,8 @@ class Scenario:
     arrange: Callable[[Deployable], dict]
     #: Who submits: a tenant member, or a platform admin (who can name pools the tenant cannot see).
     by_platform_admin: bool = False
+    #: Django settings the scenario runs under.
+    settings: dict = field(default_factory=dict)
 
     def __str__(self) -> str:
         return self.code
@@ -68,6 +71,14 @@ def _no_runtime_image(d: Deployable) -> dict:
     return {"mode": "high_performance"}
 
 
+def _no_vllm_runtime(d: Deployable) -> dict:
+    return {"mode": "high_performance"}
+
+
+# The local orchestrator on a machine without vLLM's CPU runtime.
+WITHOUT_VLLM = {"AICP_ORCHESTRATOR": "local", "AICP_LOCAL_VLLM_PYTHON": Path("/nonexistent/.venv-vllm/bin/python")}
+
+
 def _tenant_compute_quota(d: Deployable) -> dict:
     d.tenant.max_compute_units = 3
     d.tenant.save()
@@ -106,6 +117,7 @@ SCENARIOS = [
     Scenario("pool_not_granted", _pool_not_granted, by_platform_admin=True),
     Scenario("mode_not_supported_by_pool", _bi_v100_high_performance),
     Scenario("runtime_image_unavailable", _no_runtime_image),
+    Scenario("runtime_not_installed", _no_vllm_runtime, settings=WITHOUT_VLLM),
     Scenario("tenant_quota_compute_units", _tenant_compute_quota),
     Scenario("pool_capacity_exceeded", _pool_capacity),
     Scenario("pool_grant_share_exceeded", _pool_grant_share),

@@ -21,7 +21,9 @@ def _payload(deployable, fields: dict) -> dict:
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: f"{s.code}-{s.arrange.__name__.strip('_')}")
-def test_service_api_and_dry_run_refuse_with_the_same_code(scenario, deployable, api_as):
+def test_service_api_and_dry_run_refuse_with_the_same_code(scenario, deployable, api_as, settings):
+    for name, value in scenario.settings.items():
+        setattr(settings, name, value)
     fields = scenario.arrange(deployable)
     tasks_before = InferenceTask.objects.count()
     actor = factories.PlatformAdminFactory() if scenario.by_platform_admin else deployable.member

@@ -25,6 +25,7 @@ import pytest
 import requests
 
 from catalog.services import runtime_image_version_publish
+from controlplane.errors import RuntimeNotInstalledError
 from inference_jobs import orchestrator, reconciler, services
 from inference_jobs.choices import TaskStatus
 from inference_jobs.models import InferenceTask
@@ -35,9 +36,11 @@ from tenancy.choices import Role
 from tenancy.services import tenant_api_key_create
 from tests import factories
 from tests.conftest import make_deployable, member_of
+from tests.vllm_runtime import vllm_python
 
 DEMO_TRAIN_STEPS = 40
 CONVERGE_TIMEOUT_S = 120  # engines load in seconds, but this 2-core machine may be busy
+VLLM_CONVERGE_TIMEOUT_S = 300  # vLLM's CPU runtime starts in 20-30 s idle, far slower beside the suite
 
 pytestmark = pytest.mark.django_db
 
@@ -122,6 +125,14 @@ def engine_requests(port: int) -> float:
     )
 
 
+def context_length(model_dir: Path) -> int | None:
+    """The model's context length as the upload's inspection finds it (None for a config that does not parse)."""
+    try:
+        return json.loads((model_dir / "config.json").read_text()).get("max_position_embeddings")
+    except ValueError:
+        return None
+
+
 def deploy(local: Local, *, model_dir: Path | None = None, **fields) -> Deployed:
     """A task of a CPU pool on a free port of 127.0.0.1, its model folder in place, its tenant with an API key."""
     port = processes.free_port()
@@ -129,7 +140,8 @@ def deploy(local: Local, *, model_dir: Path | None = None, **fields) -> Deployed
     deployable = make_deployable("acme", accelerator="cpu", gateway=gateway)
     model = deployable.model
     model.storage_path = f"models/acme/{model.pk}"
-    model.save(update_fields=["storage_path"])
+    model.context_length = context_length(model_dir or local.demo_model)
+    model.save(update_fields=["storage_path", "context_length"])
     (local.storage_root / model.storage_path).parent.mkdir(parents=True)
     (local.storage_root / model.storage_path).symlink_to(model_dir or local.demo_model)
     admin = member_of(deployable.tenant, Role.ADMIN, user__username="acme-admin")
@@ -202,6 +214,55 @@ def test_a_task_runs_as_local_processes_and_streams_through_its_gateway_port(loc
     assert config["task_id"] == task.pk and config["reflow"]["spool_dir"] == str(deployed.folder.spool_dir(0))
     assert config_path.stat().st_mode & 0o777 == 0o600  # it holds the ingest token
     assert "--reuse-port" in psutil.Process(instance.adapter.pid).cmdline()
+
+
+SYSTEM_PROMPT = "You answer in one short sentence."
+
+
+def test_a_high_performance_task_runs_vllm_behind_the_adapter_and_answers_the_openai_client(local):
+    """SPEC's high-performance mode on the demo platform's kind of pool: vLLM's CPU runtime, started from
+    ``.venv-vllm`` with the rendered ``vllm serve`` command, behind the adapter on the gateway port. The locked
+    system prompt and greedy sampling reach vLLM: the task's answer is vLLM's own answer to the prompt with the
+    system message, token for token."""
+    vllm_python()
+    deployed = deploy(
+        local, mode="high_performance", system_prompt=SYSTEM_PROMPT, sampling_policy="locked", temperature=0.0
+    )
+    converge(deployed, TaskStatus.RUNNING, timeout_s=VLLM_CONVERGE_TIMEOUT_S)
+    (instance,) = deployed.state().instances.values()
+    engine = " ".join(psutil.Process(instance.engine.pid).cmdline())
+    assert "-m serving.vllm_cpu serve" in engine and "--kv-cache-memory-bytes" in engine
+
+    question = [{"role": "user", "content": "What is two plus two?"}]
+    stream = deployed.client().chat.completions.create(
+        model=deployed.task.effective_served_model_name, messages=question, max_tokens=12, temperature=1.5,
+        stream=True, stream_options={"include_usage": True},
+    )  # fmt: skip
+    chunks = list(stream)
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens > 0
+    assert {chunk.model for chunk in chunks} == {deployed.task.effective_served_model_name}
+
+    direct = openai.OpenAI(base_url=f"http://127.0.0.1:{instance.engine_port}/v1", api_key="x", max_retries=0)
+    served = direct.models.list().data[0].id
+    alone = direct.chat.completions.create(
+        model=served, messages=[{"role": "system", "content": SYSTEM_PROMPT}, *question], max_tokens=12, temperature=0
+    )
+    assert text == alone.choices[0].message.content
+    assert chunks[-1].usage.prompt_tokens == alone.usage.prompt_tokens
+    assert chunks[-1].usage.completion_tokens == alone.usage.completion_tokens
+
+    completion = deployed.client().completions.create(
+        model=deployed.task.effective_served_model_name, prompt="Once upon a time", max_tokens=6
+    )
+    assert completion.usage.completion_tokens > 0 and completion.choices[0].finish_reason in ("stop", "length")
+
+
+def test_a_high_performance_task_without_the_vllm_runtime_is_refused_before_it_is_created(local, settings, tmp_path):
+    settings.AICP_LOCAL_VLLM_PYTHON = tmp_path / "no-venv" / "bin" / "python"
+    with pytest.raises(RuntimeNotInstalledError, match="make install-vllm"):
+        deploy(local, mode="high_performance")
+    assert InferenceTask.objects.count() == 0
 
 
 # ---- 2. a dead process is restarted ---------------------------------------------------------------------------

@@ -104,7 +104,9 @@ PARITY = [scenario for scenario in SCENARIOS if scenario.code != "model_not_read
 
 
 @pytest.mark.parametrize("scenario", PARITY, ids=lambda s: f"{s.code}-{s.arrange.__name__.strip('_')}")
-def test_every_rule_refuses_through_the_form_as_through_the_api(scenario, deployable, api_as):
+def test_every_rule_refuses_through_the_form_as_through_the_api(scenario, deployable, api_as, settings):
+    for name, value in scenario.settings.items():
+        setattr(settings, name, value)
     fields = scenario.arrange(deployable)
     actor = factories.PlatformAdminFactory() if scenario.by_platform_admin else deployable.member
     payload = api_payload(deployable, fields)

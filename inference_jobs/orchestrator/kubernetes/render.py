@@ -16,8 +16,9 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from compute_pools.choices import Mode, Vendor
 from inference_jobs.orchestrator.adapter import adapter_config as neutral_adapter_config
+from inference_jobs.orchestrator.engine import EngineHost
+from inference_jobs.orchestrator.engine import engine_command as render_engine_command
 from inference_jobs.orchestrator.spec import TaskSpec, TenantSpec
 
 GROUP = "aicp.io"
@@ -159,27 +160,10 @@ def render_secret(spec: TaskSpec, cluster: ClusterSettings) -> dict:
     return _stamped({"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": "Opaque", "data": data})
 
 
-def _generation_config(spec: TaskSpec) -> str:
-    values = {"temperature": spec.temperature, "top_p": spec.top_p, "repetition_penalty": spec.repetition_penalty}
-    return json.dumps(values, separators=(",", ":"), sort_keys=True)
-
-
 def engine_command(spec: TaskSpec) -> list[str]:
-    """The engine's command line: ``vllm serve`` (high-performance) or our PyTorch engine (normal)."""
-    model = f"{MODEL_MOUNT}/model"
-    if spec.mode == Mode.HIGH_PERFORMANCE:
-        command = ["vllm", "serve", model, "--host", "127.0.0.1", "--port", str(ENGINE_PORT)]
-        command += ["--served-model-name", spec.served_model_name]
-        command += ["--tensor-parallel-size", str(spec.compute_units_per_instance)]
-        command += ["--override-generation-config", _generation_config(spec)]
-        if not spec.async_batching:
-            command += ["--max-num-seqs", "1"]
-        return command
-    device = "cpu" if spec.vendor == Vendor.NONE or not spec.resource_name else "cuda"
-    command = ["python", "-m", "serving.engine", "--model", model, "--host", "127.0.0.1", "--port", str(ENGINE_PORT)]
-    command += ["--served-model-name", spec.served_model_name, "--device", device]
-    command += ["--batching", "on" if spec.async_batching else "off"]
-    return command
+    """The engine container's command line (``orchestrator/engine.py``): the model on its volume, the engine on
+    the pod's loopback behind the adapter; ``vllm`` is on the vLLM image's PATH."""
+    return render_engine_command(spec, EngineHost(model=f"{MODEL_MOUNT}/model", port=ENGINE_PORT))
 
 
 def _http_probe(path: str, port: int, *, initial: int, period: int, failures: int) -> dict:

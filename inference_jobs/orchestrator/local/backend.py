@@ -27,6 +27,7 @@ import psutil
 from compute_pools.choices import Mode
 from inference_jobs.choices import TaskStatus
 from inference_jobs.orchestrator.adapter import adapter_config
+from inference_jobs.orchestrator.engine import EngineHost, engine_command
 from inference_jobs.orchestrator.local import processes
 from inference_jobs.orchestrator.local.runfolder import (
     ADAPTER,
@@ -60,11 +61,23 @@ class LocalSettings:
 
     run_dir: Path
     storage_root: Path
-    engine_threads: int = 1
+    engine_threads: int = 0  # our engine's --threads; 0 leaves the engine's own default
+    vllm_python: Path = PROJECT_ROOT / ".venv-vllm" / "bin" / "python"  # the vLLM runtime's interpreter
     working_dir: Path = PROJECT_ROOT  # the processes' working folder, where ``serving`` is importable
     python: str = sys.executable
     stop_grace_s: float = 5.0
     health_timeout_s: float = 1.0
+
+
+def vllm_runtime_missing(python: Path) -> str | None:
+    """Why high-performance tasks cannot run here, or None: they need vLLM's CPU runtime, its own environment
+    (``make install-vllm`` builds ``.venv-vllm``; ``AICP_LOCAL_VLLM_PYTHON`` names another interpreter)."""
+    if Path(python).is_file():
+        return None
+    return (
+        f"High-performance mode runs vLLM, and this machine's vLLM runtime ({python}) is not installed: run "
+        "`make install-vllm`, or choose normal mode."
+    )
 
 
 def _digest(*parts) -> str:
@@ -81,10 +94,16 @@ class LocalBackend:
         return Path(self.local.storage_root) / spec.model_path
 
     def engine_command(self, spec: TaskSpec, port: int) -> list[str]:
-        command = [self.local.python, "-m", "serving.engine", "--model", str(self.model_dir(spec))]
-        command += ["--host", "127.0.0.1", "--port", str(port), "--served-model-name", spec.served_model_name]
-        command += ["--device", "cpu", "--batching", "on" if spec.async_batching else "off"]
-        return [*command, "--threads", str(self.local.engine_threads)]
+        """The command of ``orchestrator/engine.py``, on this machine's CPU: vLLM from its own environment."""
+        host = EngineHost(
+            model=str(self.model_dir(spec)),
+            port=port,
+            vllm=(str(self.local.vllm_python), "-m", "serving.vllm_cpu"),
+            python=self.local.python,
+            threads=self.local.engine_threads or None,
+            cpu_only=True,
+        )
+        return engine_command(spec, host)
 
     def adapter_command(self, spec: TaskSpec, folder: RunFolder, index: int, engine_port: int) -> list[str]:
         command = [self.local.python, "-m", "serving.adapter", "--config", str(folder.config_path(index))]
@@ -93,12 +112,8 @@ class LocalBackend:
 
     def refusal(self, spec: TaskSpec) -> Observation | None:
         """Why the task cannot run here at all, if it cannot."""
-        if spec.mode == Mode.HIGH_PERFORMANCE:
-            message = (
-                "High-performance mode runs vLLM, which the local orchestrator does not provide: run the task in "
-                "normal mode, or deploy it with AICP_ORCHESTRATOR=kubernetes."
-            )
-            return Observation(TaskStatus.FAILED, "ModeUnavailable", message)
+        if spec.mode == Mode.HIGH_PERFORMANCE and (missing := vllm_runtime_missing(self.local.vllm_python)):
+            return Observation(TaskStatus.FAILED, "RuntimeNotInstalled", missing)
         if spec.port is None:
             return Observation(TaskStatus.FAILED, "NoGatewayPort", "The task holds no gateway port to listen on.")
         if not spec.model_path or not self.model_dir(spec).is_dir():

@@ -11,6 +11,7 @@ No Django import here (see ``runfolder.py``).
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import shlex
@@ -25,7 +26,7 @@ from pathlib import Path
 import psutil
 
 TASK_DIR_VARIABLE = "AICP_LOCAL_TASK_DIR"
-SERVING_MODULES = ("serving.engine", "serving.adapter")
+SERVING_MODULES = ("serving.engine", "serving.vllm_cpu", "serving.adapter")
 # Never handed to the data plane: the control plane's own configuration and secrets.
 _CONTROL_PLANE_PREFIXES = ("DJANGO_", "DATABASE_", "CELERY_", "AICP_")
 LOG_ROTATE_BYTES = 10 * 1024 * 1024
@@ -39,7 +40,9 @@ _children: dict[int, subprocess.Popen] = {}
 
 def serving_environment(task_dir: Path) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith(_CONTROL_PLANE_PREFIXES)}
-    env.update({"HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", TASK_DIR_VARIABLE: str(task_dir)})
+    # No hub and no usage report at run time, for our engine and vLLM alike.
+    env.update({"HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1", "PYTHONUNBUFFERED": "1"})
+    env[TASK_DIR_VARIABLE] = str(task_dir)
     return env
 
 
@@ -86,13 +89,24 @@ def stop(identities: list[Identity], grace_s: float = 5.0) -> int:
     """SIGTERM each live process's group, wait up to ``grace_s`` for all of them, SIGKILL what is left.
     Returns how many were running."""
     alive = [identity for identity in dict.fromkeys(identities) if is_alive(*identity)]
+    leaders = [pid for pid, _ in alive if _leads_its_group(pid)]
     for pid, _ in alive:
         _signal_group(pid, signal.SIGTERM)
     waiting = _wait_for_exit(alive, grace_s)
     for pid, _ in waiting:
         _signal_group(pid, signal.SIGKILL)
     _wait_for_exit(waiting, 2.0)
+    for pid in leaders:  # a child that outlived its leader (vLLM's engine-core and worker processes) goes too
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
     return len(alive)
+
+
+def _leads_its_group(pid: int) -> bool:
+    try:
+        return os.getpgid(pid) == pid
+    except ProcessLookupError:
+        return False
 
 
 def _signal_group(pid: int, signum: int) -> None:

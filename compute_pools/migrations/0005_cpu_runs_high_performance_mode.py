@@ -1,0 +1,20 @@
+"""CPU pools run high-performance mode too: vLLM's CPU runtime serves it where it is installed (the local
+orchestrator checks that at admission; a cluster needs a high-performance runtime image for CPU pools)."""
+
+from django.db import migrations
+
+
+def allow(apps, schema_editor):
+    AcceleratorType = apps.get_model("compute_pools", "AcceleratorType")
+    AcceleratorType.objects.filter(slug="cpu").update(supports_high_performance_mode=True)
+
+
+def disallow(apps, schema_editor):
+    AcceleratorType = apps.get_model("compute_pools", "AcceleratorType")
+    AcceleratorType.objects.filter(slug="cpu").update(supports_high_performance_mode=False)
+
+
+class Migration(migrations.Migration):
+    dependencies = [("compute_pools", "0004_pool_node_inventory")]
+
+    operations = [migrations.RunPython(allow, disallow)]
