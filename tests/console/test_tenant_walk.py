@@ -107,18 +107,24 @@ def processes_of(run_dir) -> list[psutil.Process]:
     return found
 
 
-def test_a_tenant_user_deploys_the_demo_model_chats_with_it_and_exports_the_approved_answer(browser_page, demo):
-    platform, run_dir = demo
-    page = browser_page
+def sign_in_with_a_new_api_key(page, platform, *, dashboard_screenshot: bool = False) -> str:
+    """Sign in as the demo tenant's admin and create an API key in the console; returns the key, shown once."""
     login = next(login for login in platform.logins if login.username == "demo")
     sign_in(page, login.username, login.password)
-    screenshot(page, "dashboard")
-
+    if dashboard_screenshot:
+        screenshot(page, "dashboard")
     page.goto("/api-keys/new/")
     page.fill("input[name=name]", "playground")
     page.click("form.form button[type=submit]")
     api_key = page.input_value("#new-api-key")
     assert api_key.startswith("aicp_sk_")
+    return api_key
+
+
+def test_a_tenant_user_deploys_the_demo_model_chats_with_it_and_exports_the_approved_answer(browser_page, demo):
+    platform, run_dir = demo
+    page = browser_page
+    api_key = sign_in_with_a_new_api_key(page, platform, dashboard_screenshot=True)
 
     page.goto("/tasks/new/")
     page.fill("input[name=name]", "chat")
@@ -188,12 +194,7 @@ def test_a_tenant_user_deploys_the_demo_model_in_high_performance_mode_and_chats
     vllm_python()
     platform, run_dir = demo
     page = browser_page
-    login = next(login for login in platform.logins if login.username == "demo")
-    sign_in(page, login.username, login.password)
-    page.goto("/api-keys/new/")
-    page.fill("input[name=name]", "playground")
-    page.click("form.form button[type=submit]")
-    api_key = page.input_value("#new-api-key")
+    api_key = sign_in_with_a_new_api_key(page, platform)
 
     page.goto("/tasks/new/")
     page.fill("input[name=name]", "fast-chat")

@@ -21,16 +21,6 @@ pytestmark = pytest.mark.django_db
 KIND = "engine-load"
 
 
-@pytest.fixture
-def task(db):
-    return factories.TaskFactory()
-
-
-@pytest.fixture
-def adapter(task) -> Adapter:
-    return Adapter(task.ingest_token, task.pk)
-
-
 def stored(task) -> dict[str, tuple]:
     rows = TaskEngineLoad.objects.filter(task=task)
     return {r.instance: (r.requests_running, r.requests_waiting, r.kv_cache_usage) for r in rows}

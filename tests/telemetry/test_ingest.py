@@ -20,16 +20,6 @@ from tests.telemetry.records import Adapter, metric, reflow_record
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def task(db):
-    return factories.TaskFactory()
-
-
-@pytest.fixture
-def adapter(task) -> Adapter:
-    return Adapter(task.ingest_token, task.pk)
-
-
 @pytest.mark.parametrize("kind", ["metrics", "reflow"])
 def test_a_batch_posted_twice_stores_each_record_once(task, adapter, kind):
     make = metric if kind == "metrics" else reflow_record
