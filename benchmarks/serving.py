@@ -1,4 +1,4 @@
-"""``make bench-serving``: what the data plane adds on top of its upstream, and what the engine's batching buys.
+"""``make bench-serving``: what the data plane adds on top of its upstream, what batching buys, how vLLM compares.
 
 What it does (all traffic on 127.0.0.1):
 
@@ -14,7 +14,17 @@ What it does (all traffic on 127.0.0.1):
    concurrency-64 rounds and divides it by the SSE events it relayed;
 4. builds the demo model (``serving.demo_model --train-seconds 0``) and measures the engine
    (``serving.engine``) at concurrency 8, two engines (``--batching off`` and ``on``) side by side, rounds
-   alternating, with ``ignore_eos`` so that both modes generate exactly ``max_tokens`` per request.
+   alternating, with ``ignore_eos`` so that both modes generate exactly ``max_tokens`` per request;
+5. against the same demo model, starts one vLLM (``.venv-vllm``: ``python -m serving.vllm_cpu serve``, as the
+   suite starts it, stopped at the end with its whole process group), our engine beside it (batching on,
+   default threads), the adapter in front of vLLM (a throw-away config and key, as in 1.) and one
+   ``vllm bench serve`` kept loaded (``benchmarks/vllm_bench_runner.py``: vLLM's own client, unchanged, minus
+   its 25-50 s start-up per run). Then ``VLLM_ROUNDS`` interleaved rounds (the order reverses every round) of
+   the same load against four targets: ``serving.bench`` to vLLM, ``serving.bench`` through the adapter to
+   vLLM, ``serving.bench`` to our engine, and ``vllm bench serve`` to our engine. The load: streamed chat
+   completions, 32 requests per round at concurrency 8, 32 prompt tokens of message content (vLLM's random
+   dataset; ``serving.bench`` sends the word count that tokenizes to 32 on average), 64 tokens out with
+   ``ignore_eos``. ``benchmarks/serving_vllm.py`` says how.
 
 Output (stdout, ``name=value``; progress on stderr):
 
@@ -26,7 +36,18 @@ Output (stdout, ``name=value``; progress on stderr):
 * ``engine_batching_speedup_c8``: output tokens/s with batching on / off at concurrency 8 (target ≥ 3);
 * ``reference_pipe_added_ttft_p50_ms`` ... ``reference_pipe_cpu_us_per_chunk``: the same four figures for the
   bare byte pipe, the floor against which the adapter's are to be read on the machine that ran them;
-* and the raw figures behind them. A part whose component is not installed yet prints ``unavailable``.
+* ``vllm_output_tok_s_c8``, ``engine_output_tok_s_c8``: output tokens/s at concurrency 8 (step 5), measured by
+  ``serving.bench`` straight to vLLM and to our engine; ``engine_vs_vllm_throughput_c8``: engine / vLLM
+  (reported, no target);
+* ``adapter_ratio_on_vllm_c8``: through-adapter / direct output tokens/s in front of vLLM (target ≥ 0.97);
+* ``bench_clients_ttft_p50_diff_pct``: TTFT p50 of ``vllm bench serve`` (a) against that of ``serving.bench``
+  (b), both against our engine, as |a − b| / b × 100, each p50 over all the requests of its rounds (target
+  ≤ 10);
+* and the raw figures behind them: ``*_output_tok_s_*``, ``*_ttft_p*_ms*``, the relayed event count, and for
+  the bench clients the prompt tokens per request each got billed (the shapes must match), the engine's own
+  mean TTFT under each (``bench_clients_engine_ttft_mean_ms_*``, from its ``/metrics``: equal means a gap
+  between a and b arose outside the engine) and ``engine_output_tok_s_c8_vllm_bench``. A part whose component
+  is not installed (vLLM's runtime included: ``make install-vllm``) prints ``unavailable``.
 
 Every number is measured on the run that prints it. Exit status: 0 when the benchmark ran (targets are not
 asserted: a benchmark, not a test), 1 on any failure (a process that does not start, a failed request).
@@ -35,14 +56,8 @@ asserted: a benchmark, not a test), 1 on any failure (a process that does not st
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
-import hashlib
-import importlib.util
-import json
-import os
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -51,121 +66,36 @@ from pathlib import Path
 
 import aiohttp
 
-from serving.bench.client import BenchConfig, BenchRun, run_benchmark
+from benchmarks.serving_support import (
+    ROOT,
+    START_TIMEOUT_S,
+    BenchError,
+    Process,
+    adapter_config,
+    available,
+    bench,
+    cpu_seconds,
+    emit,
+    free_port,
+    log,
+    start_adapter,
+)
+from benchmarks.serving_vllm import VLLM_PYTHON, VLLM_ROUNDS, bench_vllm
 from serving.bench.metrics import percentile
 
-ROOT = Path(__file__).resolve().parent.parent
+__all__ = ["adapter_config", "available", "cpu_seconds", "main"]  # the helpers' old home: tests import them here
+
 UPSTREAM_ARGS = ["--ttft-ms", "20", "--gap-ms", "5", "--tokens", "64"]
 ROUNDS = 6
 LOW = {"concurrency": 4, "num_requests": 32, "max_tokens": 8}  # TTFT rounds: short answers, many first tokens
 HIGH = {"concurrency": 64, "num_requests": 256, "max_tokens": 64}  # throughput rounds: 4 waves of 64
 ENGINE = {"concurrency": 8, "num_requests": 16, "max_tokens": 32, "prompt_len": 16, "ignore_eos": True}
 ENGINE_ROUNDS = 4  # per mode, alternating (off on, on off, ...): short rounds, so several
-START_TIMEOUT_S = 30.0
 ENGINE_START_TIMEOUT_S = 180.0
-REQUEST_TIMEOUT_S = 120.0
-
-
-class BenchError(RuntimeError):
-    """The benchmark could not run as designed; the message says why."""
-
-
-def log(message: str) -> None:
-    print(f"[bench-serving] {message}", file=sys.stderr, flush=True)
-
-
-def emit(name: str, value) -> None:
-    print(f"{name}={value}", flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def available(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ImportError:
-        return False
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (all its threads), from /proc/<pid>/stat fields 14 and 15."""
-    with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()  # the command name may hold spaces; it ends at ')'
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-class Process:
-    """A child server on a local port: output to a log file, shown when it fails; stopped on exit."""
-
-    def __init__(self, name: str, args: list[str], port: int, workdir: Path):
-        self.name, self.port = name, port
-        self.log_path = workdir / f"{name}.log"
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        log(f"starting {name}: {' '.join(args)}")
-        self.proc = subprocess.Popen(
-            [sys.executable, *args], cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
-
-    def wait_listening(self, timeout: float) -> None:
-        """Until the port accepts connections; the process dying or the timeout is a BenchError."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise BenchError(f"{self.name} exited with {self.proc.returncode}:\n{self.tail()}")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                return
-            time.sleep(0.05)
-        raise BenchError(f"{self.name} did not listen on port {self.port} within {timeout:.0f} s:\n{self.tail()}")
-
-    def tail(self, lines: int = 30) -> str:
-        self._log.flush()
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self._log.close()
-
-
-def bench(url: str, *, api_key: str | None = None, model: str | None = None, warmup: int = 0, **shape) -> BenchRun:
-    config = BenchConfig(url=url, api_key=api_key, model=model, warmup=warmup, timeout_s=REQUEST_TIMEOUT_S, **shape)
-    run = asyncio.run(run_benchmark(config))
-    failed = [r.error for r in run.results if not r.success]
-    if failed:
-        raise BenchError(f"{len(failed)} of {len(run.results)} requests to {url} failed, e.g. {failed[0]}")
-    return run
-
-
-def adapter_config(path: Path, api_key: str) -> None:
-    config = {
-        "task_id": 1,
-        "tenant_id": 1,
-        "served_model_name": "bench",
-        "upstream_model": "bench",
-        "system_prompt": "",
-        "sampling_policy": "defaults",
-        "sampling": {},
-        "api_keys": [{"id": 1, "digest": hashlib.sha256(api_key.encode()).hexdigest()}],
-        "tokens_per_minute": 1_000_000_000,
-        "runtime_image_version": "bench",
-        "slo": {"ttft_ms": 2000, "tpot_ms": 100},
-        "reflow": {"enabled": False},
-        "ingest": None,
-    }
-    path.write_text(json.dumps(config, indent=2))
 
 
 def bench_adapter(workdir: Path, rounds: int, stack: contextlib.ExitStack) -> None:
-    upstream_port, adapter_port = free_port(), free_port()
+    upstream_port = free_port()
     upstream_args = ["-m", "serving.bench.fake_upstream", "--port", str(upstream_port), *UPSTREAM_ARGS]
     upstream = Process("fake_upstream", upstream_args, upstream_port, workdir)
     stack.callback(upstream.stop)
@@ -179,15 +109,11 @@ def bench_adapter(workdir: Path, rounds: int, stack: contextlib.ExitStack) -> No
         emit("adapter_cpu_us_per_chunk", "unavailable")
         return
     api_key = f"aicp_sk_1_{secrets.token_hex(16)}"
-    config_path = workdir / "adapter.json"
-    adapter_config(config_path, api_key)
     # The upstream URL has no /v1: the fake upstream serves both /v1/... and /..., whichever the adapter appends.
-    adapter_args = ["-m", "serving.adapter", "--config", str(config_path), "--port", str(adapter_port)]
-    adapter_args += ["--upstream", f"http://127.0.0.1:{upstream_port}"]
-    adapter = Process("adapter", adapter_args, adapter_port, workdir)
+    adapter = start_adapter(workdir, f"http://127.0.0.1:{upstream_port}", api_key)
     stack.callback(adapter.stop)
     adapter.wait_listening(START_TIMEOUT_S)
-    adapter_url = f"http://127.0.0.1:{adapter_port}/v1"
+    adapter_url = f"http://127.0.0.1:{adapter.port}/v1"
     pipe_port = free_port()
     pipe_args = ["-m", "benchmarks.tcp_pipe", "--port", str(pipe_port), "--upstream-port", str(upstream_port)]
     pipe = Process("tcp_pipe", pipe_args, pipe_port, workdir)
@@ -239,17 +165,25 @@ def bench_adapter(workdir: Path, rounds: int, stack: contextlib.ExitStack) -> No
     emit("adapter_relayed_events", relayed["adapter"])
 
 
-def bench_engine(workdir: Path, stack: contextlib.ExitStack) -> None:
-    if not (available("serving.engine.__main__") and available("serving.demo_model.__main__")):
-        log("serving.engine or serving.demo_model is not available: skipping the engine measurement")
-        emit("engine_batching_speedup_c8", "unavailable")
-        return
+def build_demo_model(workdir: Path) -> Path | None:
+    """The demo model (``serving.demo_model --train-seconds 0``: deterministic, no training), or None without it."""
+    if not available("serving.demo_model.__main__"):
+        log("serving.demo_model is not available: skipping the measurements that need a model")
+        return None
     model_dir = workdir / "demo_model"
     log(f"building the demo model in {model_dir}")
     build_args = [sys.executable, "-m", "serving.demo_model", "--out", str(model_dir), "--train-seconds", "0"]
     build = subprocess.run(build_args, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
     if build.returncode != 0:
         raise BenchError(f"demo model build failed ({build.returncode}):\n{build.stderr[-3000:]}")
+    return model_dir
+
+
+def bench_engine(workdir: Path, model_dir: Path | None, stack: contextlib.ExitStack) -> None:
+    if model_dir is None or not available("serving.engine.__main__"):
+        log("serving.engine or serving.demo_model is not available: skipping the engine measurement")
+        emit("engine_batching_speedup_c8", "unavailable")
+        return
     # Both engines run side by side and the rounds alternate (off, on, on, off, ...): an idle engine uses no
     # CPU, and machine noise then falls on both modes alike.
     engines: dict[str, Process] = {}
@@ -278,20 +212,28 @@ def bench_engine(workdir: Path, stack: contextlib.ExitStack) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.serving", description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=ROUNDS, help="interleaved rounds per target")
-    parser.add_argument("--skip-engine", action="store_true")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="interleaved rounds (adapter part)")
+    parser.add_argument("--vllm-rounds", type=int, default=VLLM_ROUNDS, help="interleaved rounds (vLLM part)")
     parser.add_argument("--skip-adapter", action="store_true")
+    parser.add_argument("--skip-engine", action="store_true")
+    parser.add_argument("--skip-vllm", action="store_true")
     args = parser.parse_args(argv)
-    if not 1 <= args.rounds <= 100:
-        parser.error("--rounds must be within 1..100")
+    if not (1 <= args.rounds <= 100 and 1 <= args.vllm_rounds <= 100):
+        parser.error("--rounds and --vllm-rounds must be within 1..100")
     started = time.monotonic()
     try:
         with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp, contextlib.ExitStack() as stack:
+            workdir = Path(tmp)
             if not args.skip_adapter:
-                bench_adapter(Path(tmp), args.rounds, stack)
+                bench_adapter(workdir, args.rounds, stack)
                 stack.close()  # stop the upstream and the adapter before the engine needs the cores
+            with_vllm = not args.skip_vllm and VLLM_PYTHON.is_file()
+            model_dir = build_demo_model(workdir) if not args.skip_engine or with_vllm else None
             if not args.skip_engine:
-                bench_engine(Path(tmp), stack)
+                bench_engine(workdir, model_dir, stack)
+                stack.close()  # the two engines go before vLLM starts
+            if not args.skip_vllm:
+                bench_vllm(workdir, model_dir, args.vllm_rounds, stack)
     except (RuntimeError, OSError, ValueError, subprocess.SubprocessError, aiohttp.ClientError) as exc:
         log(f"FAILED: {type(exc).__name__}: {exc}")
         return 1
