@@ -40,6 +40,7 @@ Output (stdout, ``name=value``; progress on stderr):
   ``serving.bench`` straight to vLLM and to our engine; ``engine_vs_vllm_throughput_c8``: engine / vLLM
   (reported, no target);
 * ``adapter_ratio_on_vllm_c8``: through-adapter / direct output tokens/s in front of vLLM (target ≥ 0.97);
+  ``reference_pipe_ratio_on_vllm_c8``: the same for the bare byte pipe in front of the same vLLM, its floor;
 * ``bench_clients_ttft_p50_diff_pct``: TTFT p50 of ``vllm bench serve`` (a) against that of ``serving.bench``
   (b), both against our engine, as |a − b| / b × 100, each p50 over all the requests of its rounds (target
   ≤ 10);

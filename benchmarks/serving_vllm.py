@@ -65,6 +65,7 @@ SETTLE_WINDOW_S, SETTLE_QUIET_CORES, SETTLE_TIMEOUT_S = 0.25, 0.15, 5.0
 FIGURES = (
     "vllm_output_tok_s_c8", "engine_output_tok_s_c8", "engine_vs_vllm_throughput_c8",
     "adapter_output_tok_s_on_vllm_c8", "adapter_ratio_on_vllm_c8",
+    "reference_pipe_output_tok_s_on_vllm_c8", "reference_pipe_ratio_on_vllm_c8",
     "bench_clients_ttft_p50_ms_vllm_bench", "bench_clients_ttft_p50_ms_serving_bench",
     "bench_clients_ttft_p50_diff_pct", "bench_clients_prompt_tokens_vllm_bench",
     "bench_clients_prompt_tokens_serving_bench", "bench_clients_engine_ttft_mean_ms_vllm_bench",
@@ -234,6 +235,15 @@ def bench_vllm(workdir: Path, model_dir: Path | None, rounds: int, stack: contex
         targets["adapter"] = {"url": f"http://127.0.0.1:{adapter.port}/v1", "api_key": api_key}
     else:
         log("serving.adapter is not available: skipping the adapter on vLLM")
+    # The yardstick of the adapter's ratio: a bare TCP byte pipe in front of the same vLLM, the least any relay
+    # on this machine costs (its CPU comes from the same two cores vLLM's API server and worker use).
+    pipe_port = free_port()
+    pipe_args = ["-m", "benchmarks.tcp_pipe", "--port", str(pipe_port), "--upstream-port", str(vllm_port)]
+    pipe = Process("tcp_pipe_on_vllm", pipe_args, pipe_port, workdir)
+    stack.callback(pipe.stop)
+    servers.append(pipe)
+    pipe.wait_listening(30)
+    targets["pipe"] = {"url": f"http://127.0.0.1:{pipe_port}/v1"}
     if with_engine:
         engine.wait_listening(ENGINE_START_TIMEOUT_S)
         vllm_bench.wait_ready(VLLM_START_TIMEOUT_S)
@@ -299,5 +309,7 @@ def emit_figures(totals: dict[str, dict], with_engine: bool, with_adapter: bool)
     if with_adapter:
         figures["adapter_output_tok_s_on_vllm_c8"] = round(throughput["adapter"], 1)
         figures["adapter_ratio_on_vllm_c8"] = round(throughput["adapter"] / throughput["vllm"], 4)
+    figures["reference_pipe_output_tok_s_on_vllm_c8"] = round(throughput["pipe"], 1)
+    figures["reference_pipe_ratio_on_vllm_c8"] = round(throughput["pipe"] / throughput["vllm"], 4)
     for name in FIGURES:
         emit(name, figures.get(name, "unavailable"))

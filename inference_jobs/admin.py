@@ -9,7 +9,7 @@ from django.contrib import admin, messages
 from controlplane.admin import ReadOnlyAdmin, ReadOnlyInline
 from controlplane.errors import PlatformRuleError
 from inference_jobs import services
-from inference_jobs.models import InferenceTask, TaskEvent
+from inference_jobs.models import InferenceTask, TaskEngineLoad, TaskEvent
 
 
 class TaskEventInline(ReadOnlyInline):
@@ -65,3 +65,12 @@ class TaskEventAdmin(ReadOnlyAdmin):
     search_fields = ["task__name", "task__tenant__slug", "message"]
     list_select_related = ["task", "actor"]
     date_hierarchy = "created_at"
+
+
+@admin.register(TaskEngineLoad)
+class TaskEngineLoadAdmin(ReadOnlyAdmin):
+    """Each instance's latest engine-load snapshot, as its adapter reported it."""
+
+    list_display = ("task", "instance", "observed_at", "requests_running", "requests_waiting", "kv_cache_usage")
+    list_select_related = ("task",)
+    search_fields = ("task__name", "instance")

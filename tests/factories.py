@@ -59,12 +59,15 @@ class MembershipFactory(factory.django.DjangoModelFactory):
 
 
 _SEED = importlib.import_module("compute_pools.migrations.0003_seed_accelerator_types")
+_SEED_CHANGES = importlib.import_module("compute_pools.migrations.0005_cpu_runs_high_performance_mode").CHANGES
 
 
 def accelerator(slug: str) -> AcceleratorType:
     """One of the seeded accelerator types: nvidia-gpu, iluvatar-mr-v100, iluvatar-bi-v100, cpu. Re-created
-    from the seed migration's table when a transactional test has flushed the seeded rows."""
+    from the seed migration's table, with the later migrations' changes, when a transactional test has flushed the
+    seeded rows."""
     values = next(dict(row) for row in _SEED.accelerator_types() if row["slug"] == slug)
+    values.update(_SEED_CHANGES.get(slug, {}))
     return AcceleratorType.objects.get_or_create(slug=values.pop("slug"), defaults=values)[0]
 
 

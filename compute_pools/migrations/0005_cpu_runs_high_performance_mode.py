@@ -3,10 +3,14 @@ orchestrator checks that at admission; a cluster needs a high-performance runtim
 
 from django.db import migrations
 
+# What this migration changes in 0003's seeded table (tests/factories.py applies it when it re-seeds a row).
+CHANGES = {"cpu": {"supports_high_performance_mode": True}}
+
 
 def allow(apps, schema_editor):
     AcceleratorType = apps.get_model("compute_pools", "AcceleratorType")
-    AcceleratorType.objects.filter(slug="cpu").update(supports_high_performance_mode=True)
+    for slug, values in CHANGES.items():
+        AcceleratorType.objects.filter(slug=slug).update(**values)
 
 
 def disallow(apps, schema_editor):

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from compute_pools.models import ComputePool
 from gateways.models import Gateway
-from inference_jobs.models import InferenceTask, TaskEvent
+from inference_jobs.models import InferenceTask, TaskEngineLoad, TaskEvent
 from tenancy import services
 from tenancy.choices import Role
 from tenancy.models import AuditEntry, Membership, PersonalAPIToken, Tenant, TenantAPIKey
@@ -34,6 +35,14 @@ def everything(platform_admin):
     services.tenant_api_key_create(actor=admin, tenant=task.tenant, name="website")
     services.tenant_update(actor=platform_admin, tenant=task.tenant, name="Renamed")
     TaskEvent.objects.create(task=task, reason="Created", message="Admitted.")
+    TaskEngineLoad.objects.create(
+        task=task,
+        instance="host:1",
+        observed_at=timezone.now(),
+        requests_running=1,
+        requests_waiting=0,
+        kv_cache_usage=0.1,
+    )
     return task
 
 
@@ -41,6 +50,7 @@ MODELS = [
     "tenancy.user", "tenancy.tenant", "tenancy.membership", "tenancy.personalapitoken", "tenancy.tenantapikey",
     "tenancy.auditentry", "compute_pools.acceleratortype", "compute_pools.computepool", "compute_pools.poolgrant",
     "gateways.gateway", "gateways.gatewayport", "inference_jobs.inferencetask", "inference_jobs.taskevent",
+    "inference_jobs.taskengineload",
     "catalog.runtimeimageversion",
 ]  # fmt: skip
 

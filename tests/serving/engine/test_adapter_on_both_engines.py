@@ -268,10 +268,16 @@ def test_each_request_has_one_metric_record_with_ttft_tpot_and_itl(engine, front
     expected_tpot = (streamed["e2e_ms"] - streamed["ttft_ms"]) / (usage.completion_tokens - 1)
     assert streamed["tpot_ms"] == pytest.approx(expected_tpot, abs=0.01)
     # One chunk is one read from the engine (an engine may put several tokens in one event, or several events in
-    # one write): at most one per token.
-    assert 2 <= streamed["chunks"] <= usage.completion_tokens
-    assert sum(streamed["itl_hist"].values()) == streamed["chunks"] - 1
-    assert 0 <= streamed["itl_p50_ms"] <= streamed["itl_max_ms"] < streamed["e2e_ms"]
+    # one write): at most one per token. vLLM's API server merges the tokens waiting for it into one event when it
+    # falls behind, so on a busy machine the whole answer may come in a single read: then there is no gap.
+    assert 1 <= streamed["chunks"] <= usage.completion_tokens
+    if streamed["chunks"] >= 2:
+        assert sum(streamed["itl_hist"].values()) == streamed["chunks"] - 1
+        assert 0 <= streamed["itl_p50_ms"] <= streamed["itl_max_ms"] < streamed["e2e_ms"]
+    else:
+        assert [streamed[k] for k in ("itl_p50_ms", "itl_max_ms", "itl_hist")] == [None] * 3
+    if engine.kind == "pytorch":  # ours sends one event per token, written as it is decoded
+        assert streamed["chunks"] >= 2
 
     assert (plain["input_tokens"], plain["output_tokens"]) == (unary_usage.prompt_tokens, unary_usage.completion_tokens)
     assert plain["stream"] is False and plain["e2e_ms"] > 0
