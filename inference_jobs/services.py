@@ -247,9 +247,13 @@ def _check_compute(task: InferenceTask, *, compute_units_per_instance: int, inst
 
 
 def _lock_compute_of(task: InferenceTask) -> InferenceTask:
-    """Lock the tenant and pool rows (in admission order), then the task; return the fresh task."""
-    Tenant.objects.select_for_update().filter(pk=task.tenant_id).first()
-    ComputePool.objects.select_for_update().filter(pk=task.compute_pool_id).first()
+    """Lock the tenant and pool rows (in admission order), then the task; return the fresh task.
+
+    ``no_key``: FOR NO KEY UPDATE serialises the counting rules as FOR UPDATE does, but lets a request that holds
+    this task's lock insert rows naming the tenant (an audit entry takes a FOR KEY SHARE lock on it); with FOR
+    UPDATE, a scale waiting for the task and a rotate or stop holding it deadlocked (found by the API fuzz)."""
+    Tenant.objects.select_for_update(no_key=True).filter(pk=task.tenant_id).first()
+    ComputePool.objects.select_for_update(no_key=True).filter(pk=task.compute_pool_id).first()
     return (
         InferenceTask.objects.select_for_update(of=("self",))
         .select_related("tenant", "compute_pool", "model")

@@ -10,6 +10,7 @@ import pytest
 
 from gateways.models import GatewayPort
 from inference_jobs.models import InferenceTask
+from inference_jobs.services import task_create
 from tests import factories
 from tests.conftest import api_client_for, make_deployable
 from tests.helpers import race
@@ -103,3 +104,26 @@ def test_40_starts_racing_for_the_last_compute_units_of_a_tenant_quota():
 
     assert Counter(results) == Counter({(200, None): 3, (400, "tenant_quota_compute_units"): RACERS - 3})
     assert InferenceTask.objects.filter(desired_state="running").count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_task_write_at_once_on_one_task_never_deadlocks():
+    """Scale and start lock tenant, pool, then the task; stop, update, rotate and delete lock the task and then
+    write rows naming the tenant. Sent together, none may end in a 500 (a deadlock was one, found by the fuzz)."""
+    d = make_deployable("acme")
+    task = task_create(actor=d.member, **d.task_fields())
+    admin, member = api_client_for(factories.PlatformAdminFactory()), api_client_for(d.member)
+    url = f"/api/v1/tasks/{task.pk}"
+    requests = [
+        lambda: admin.post(f"{url}/scale/", {"instances": 1, "compute_units_per_instance": 3}, format="json"),
+        lambda: member.post(f"{url}/stop/"),
+        lambda: admin.post(f"{url}/scale/", {"instances": 2, "compute_units_per_instance": 1}, format="json"),
+        lambda: member.post(f"{url}/start/"),
+        lambda: member.post(f"{url}/update-image/"),
+        lambda: member.patch(f"{url}/", {"temperature": 0.3}, format="json"),
+        lambda: admin.post(f"{url}/rotate-ingest-token/"),
+        lambda: member.post(f"{url}/scale/", {"instances": 1}, format="json"),
+    ]
+    for _ in range(3):
+        statuses = [status for status, _ in race(requests)]
+        assert all(0 < status < 500 for status in statuses), statuses
