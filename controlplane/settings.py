@@ -192,6 +192,9 @@ _INGEST_HOST = f"[{_INGEST_HOST}]" if _INGEST_HOST and ":" in _INGEST_HOST else 
 if _INGEST_HOST and "*" not in ALLOWED_HOSTS and _INGEST_HOST not in ALLOWED_HOSTS:
     ALLOWED_HOSTS.append(_INGEST_HOST)
 AICP_INGEST_MAX_BODY_BYTES = env.int("AICP_INGEST_MAX_BODY_BYTES", default=32 * 1024**2)  # one batch's body
+# The largest request body a task's adapter and our engine read (413 above it). 16 MiB holds a 128k-token prompt
+# (0.5-2 MiB of JSON) with room for escapes and list-of-parts content; a reflow record of it fits one ingest batch.
+AICP_MAX_REQUEST_BYTES = env.int("AICP_MAX_REQUEST_BYTES", default=16 * 1024**2)
 
 # Telemetry (telemetry/): raw request rows answer exact percentiles for recent windows and per-minute token
 # use; hourly and daily roll-ups answer everything else. Retention is enforced by the periodic purge.

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from django.conf import settings
+
 from inference_jobs.choices import SamplingPolicy
 
 if TYPE_CHECKING:
@@ -30,6 +32,7 @@ def adapter_config(spec: TaskSpec, spool_dir: str) -> dict:
         },
         "api_keys": [{"id": key_id, "digest": digest} for key_id, digest in spec.api_keys],
         "tokens_per_minute": spec.tenant.max_tokens_per_minute or None,
+        "max_request_bytes": settings.AICP_MAX_REQUEST_BYTES,
         "runtime_image_version": spec.image_version,
         "slo": {"ttft_ms": spec.ttft_slo_ms, "tpot_ms": spec.tpot_slo_ms},
         "reflow": {"enabled": spec.reflow_enabled, "sample_rate": 1.0, "redact": True, "spool_dir": spool_dir},

@@ -16,13 +16,18 @@ Format (keys not listed are rejected, so a typo fails loudly at startup instead 
       },
       "api_keys": [{"id": 12, "digest": "<sha256 hex of the full key plaintext aicp_sk_<id>_<secret>>"}],
       "tokens_per_minute": 100000,         # int > 0, or null/0 = unlimited; enforced per adapter replica
+      "max_request_bytes": 16777216,       # int >= 1024, optional: the largest request body (413 above it); the
+                                           # default, 16 MiB, fits a 128k-token prompt with room for JSON escapes
       "runtime_image_version": "1.2.0",    # str, optional: copied into reflow records
       "slo": {"ttft_ms": 2000, "tpot_ms": 100},  # optional, informational here (goodput is computed upstream)
       "reflow": {                          # optional
         "enabled": false,
         "sample_rate": 1.0,                # 0..1: fraction of requests captured
         "redact": true,                    # replace e-mails, phone and ID numbers with [EMAIL] [PHONE] [ID]
-        "spool_dir": "/var/lib/aicp/reflow"  # reflow spool in <spool_dir>/reflow, metric spool in <spool_dir>/metrics
+        "spool_dir": "/var/lib/aicp/reflow", # reflow spool in <spool_dir>/reflow, metric spool in <spool_dir>/metrics,
+                                           # captures waiting to be built in <spool_dir>/capture (see capture.py)
+        "max_pending_bytes": 33554432,     # captures held in memory before they are on disk (dropped above it)
+        "max_backlog_bytes": 1073741824    # captures on disk not built into records yet (dropped above it)
       },
       "ingest": {                          # optional, but required when reflow is enabled
         "url": "http://control-plane/api/v1/ingest/",   # batches go to <url>reflow/ and <url>metrics/
@@ -51,6 +56,8 @@ SAMPLING_RANGES = {
     "top_p": (0.0, 1.0, False),
     "repetition_penalty": (1.0, 2.0, True),
 }
+DEFAULT_MAX_REQUEST_BYTES = 16 << 20  # a 128k-token prompt is 0.5-2 MiB of JSON; room for escapes and parts
+MIN_REQUEST_BYTES = 1024
 MAX_INGEST_BATCH = 1000  # records per POST the control plane's ingest endpoint accepts (it answers 413 above)
 _INGEST_KEYS = {"url", "token", "batch_size", "interval_s", "max_backoff_s", "engine_load_interval_s"}
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
@@ -64,6 +71,7 @@ _TOP_KEYS = {
     "sampling",
     "api_keys",
     "tokens_per_minute",
+    "max_request_bytes",
     "runtime_image_version",
     "slo",
     "reflow",
@@ -85,6 +93,8 @@ class ReflowConfig:
     sample_rate: float = 1.0
     redact: bool = True
     spool_dir: str = "/var/lib/aicp/reflow"
+    max_pending_bytes: int = 32 << 20
+    max_backlog_bytes: int = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -108,6 +118,7 @@ class AdapterConfig:
     sampling: dict[str, float] = field(default_factory=dict)
     api_keys: dict[str, int] = field(default_factory=dict)  # digest -> key id
     tokens_per_minute: int | None = None
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     runtime_image_version: str = ""
     slo: dict[str, float] = field(default_factory=dict)
     reflow: ReflowConfig = field(default_factory=ReflowConfig)
@@ -116,6 +127,9 @@ class AdapterConfig:
     @property
     def locked(self) -> bool:
         return self.sampling_policy == "locked"
+
+
+_REFLOW_BOUNDS = {key: getattr(ReflowConfig, key) for key in ("max_pending_bytes", "max_backlog_bytes")}
 
 
 def load_config(path: str | Path) -> AdapterConfig:
@@ -170,6 +184,10 @@ def parse_config(raw: Any) -> AdapterConfig:
     if tpm is not None and (not isinstance(tpm, int) or isinstance(tpm, bool) or tpm < 0):
         p.append(f"tokens_per_minute: must be a non-negative integer or null, got {tpm!r}")
         tpm = None
+    max_request_bytes = raw.get("max_request_bytes", DEFAULT_MAX_REQUEST_BYTES)
+    if not _is_int(max_request_bytes) or max_request_bytes < MIN_REQUEST_BYTES:
+        p.append(f"max_request_bytes: must be an integer of at least {MIN_REQUEST_BYTES}, got {max_request_bytes!r}")
+        max_request_bytes = DEFAULT_MAX_REQUEST_BYTES
     slo = raw.get("slo") or {}
     if not isinstance(slo, dict) or not all(_is_number(v) and v > 0 for v in slo.values()):
         p.append("slo: must be an object of positive numbers, e.g. {'ttft_ms': 2000, 'tpot_ms': 100}")
@@ -191,11 +209,16 @@ def parse_config(raw: Any) -> AdapterConfig:
         sampling=sampling,
         api_keys=api_keys,
         tokens_per_minute=tpm or None,
+        max_request_bytes=max_request_bytes,
         runtime_image_version=_str(raw, "runtime_image_version", []),
         slo=dict(slo),
         reflow=reflow,
         ingest=ingest,
     )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _is_number(value: Any) -> bool:
@@ -249,8 +272,14 @@ def _reflow(raw: Any, p: list[str]) -> ReflowConfig:
     if not isinstance(raw, dict):
         p.append("reflow: must be an object")
         return ReflowConfig()
-    for key in sorted(set(raw) - {"enabled", "sample_rate", "redact", "spool_dir"}):
+    for key in sorted(set(raw) - {"enabled", "sample_rate", "redact", "spool_dir", *_REFLOW_BOUNDS}):
         p.append(f"reflow.{key}: unknown key")
+    bounds = {}
+    for key, default in _REFLOW_BOUNDS.items():
+        bounds[key] = raw.get(key, default)
+        if not _is_int(bounds[key]) or bounds[key] < MIN_REQUEST_BYTES:
+            p.append(f"reflow.{key}: must be an integer of at least {MIN_REQUEST_BYTES} (bytes), got {bounds[key]!r}")
+            bounds[key] = default
     enabled, redact = raw.get("enabled", False), raw.get("redact", True)
     rate = raw.get("sample_rate", 1.0)
     spool_dir = raw.get("spool_dir", ReflowConfig.spool_dir)
@@ -266,6 +295,7 @@ def _reflow(raw: Any, p: list[str]) -> ReflowConfig:
         sample_rate=rate if _is_number(rate) else 1.0,
         redact=redact is not False,
         spool_dir=spool_dir if isinstance(spool_dir, str) else "",
+        **bounds,
     )
 
 

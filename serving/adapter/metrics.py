@@ -37,7 +37,7 @@ import collections
 import math
 from bisect import bisect_left
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.utils import floatToGoString
 
@@ -70,6 +70,31 @@ class AdapterMetrics:
                                      ["spool"], registry=r)  # fmt: skip
         self.ingest_rejected = Counter("aicp_adapter_ingest_rejected", "Records ingest refused as malformed (422)",
                                        ["spool"], registry=r)  # fmt: skip
+        # Reflow capture (capture.py): what it dropped (memory, backlog), waits on disk, and its worker's totals.
+        self.reflow_dropped = Counter("aicp_adapter_reflow_dropped", "Captured exchanges dropped: capture behind",
+                                      ["reason"], registry=r)  # fmt: skip
+        self.reflow_backlog = Gauge("aicp_adapter_reflow_backlog_bytes", "Captures on disk not built into records yet",
+                                    registry=r)  # fmt: skip
+        self.reflow_built = Counter("aicp_adapter_reflow_built", "Reflow records built (redacted)", registry=r)
+        self.reflow_failed = Counter("aicp_adapter_reflow_failed", "Captures no record could be built from",
+                                     registry=r)  # fmt: skip
+        self.reflow_shipped = Counter("aicp_adapter_reflow_shipped", "Reflow records ingest stored", registry=r)
+        self._worker_totals: dict[str, int] = {}
+
+    def capture_status(self, status: dict) -> None:
+        """The capture worker's running totals (one process life each): add what grew since its last line."""
+        if status.get("pid") != self._worker_totals.get("pid"):
+            self._worker_totals = {"pid": status.get("pid")}  # a restarted worker counts from zero
+        for key, counter in (
+            ("built", self.reflow_built),
+            ("failed", self.reflow_failed),
+            ("shipped", self.reflow_shipped),
+            ("rejected", self.ingest_rejected.labels("reflow")),
+        ):
+            grown = int(status.get(key, 0)) - self._worker_totals.get(key, 0)
+            if grown > 0:
+                counter.inc(grown)
+            self._worker_totals[key] = int(status.get(key, 0))
 
     def observe(self, status: int, stream: bool, ttft: float | None, e2e: float, gaps: list[float] | None,
                 input_tokens: int, output_tokens: int) -> float | None:  # fmt: skip

@@ -10,6 +10,7 @@ practice nothing is held back), inspected with substring checks, and JSON-parsed
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -23,11 +24,12 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from serving.adapter.capture import Capture
 from serving.adapter.config import AdapterConfig
 from serving.adapter.engine_load import EngineLoadReporter
 from serving.adapter.metrics import AdapterMetrics, metric_record, ms
 from serving.adapter.ratelimit import TokenBucket
-from serving.adapter.reflow import build_record, iso, parameters_of
+from serving.adapter.reflow import iso
 from serving.adapter.spool import Shipper, Spool
 from serving.adapter.upstream import UpstreamConnection, UpstreamError, UpstreamPool
 
@@ -40,10 +42,31 @@ _HIGH_WATER = 64 << 10  # bytes queued to a slow caller before the engine connec
 _CONTENT_KEYS = (b'"content":"', b'"content": "', b'"text":"', b'"text": "')
 
 
+def config_limit(config: AdapterConfig) -> int:
+    """aiohttp's own body limit: above ours, so that ours answers (in the OpenAI error shape) first."""
+    return config.max_request_bytes + 1
+
+
 def error(status: int, message: str, type_: str, code: str, headers: dict | None = None) -> web.Response:
     """An OpenAI-style error body, so SDKs raise their usual exceptions."""
     body = {"error": {"message": message, "type": type_, "code": code}}
     return web.json_response(body, status=status, headers=headers)
+
+
+def too_large(limit: int) -> web.Response:
+    """413 for a body over ``limit`` bytes: the wording our engine uses too."""
+    message = f"The request body is over this endpoint's limit of {limit} bytes ({limit / 2**20:g} MiB)."
+    return error(413, message, "invalid_request_error", "request_too_large")
+
+
+def encode_body(body: dict) -> bytes:
+    """The request as the engine gets it: compact JSON with text as UTF-8, as callers send it (an escaped character
+    stays a character, never twice its size in ``\\u`` escapes). A lone surrogate, which only an escape in the
+    request can make and which UTF-8 cannot carry, sends that body escaped instead."""
+    try:
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    except UnicodeEncodeError:
+        return json.dumps(body, separators=(",", ":")).encode()
 
 
 def has_content(chunk: bytes) -> bool:
@@ -88,7 +111,8 @@ class Exchange:
     chat: bool
     id: str = field(default_factory=lambda: uuid.uuid4().hex)  # record id, also the X-Request-Id header
     stream: bool = False
-    body: dict | None = None
+    capture: bool = False  # captured for reflow: ``sent`` and the answer's bytes are kept
+    sent: bytes | None = None  # the body sent to the engine, when captured
     status: int = 200
     ttft: float | None = None
     e2e: float = 0.0
@@ -96,7 +120,7 @@ class Exchange:
     chunks: int = 0
     usage: dict | None = None
     raw: list[bytes] | None = None  # streamed bytes, kept only when this exchange is captured for reflow
-    unary: dict | None = None  # parsed non-streaming response, for reflow
+    unary: bytes | None = None  # the non-streamed answer, for reflow
 
 
 def ends_stream(sent: bytes) -> bool:
@@ -173,7 +197,7 @@ class Adapter:
         self.bucket = TokenBucket(config.tokens_per_minute)
         self.session: aiohttp.ClientSession | None = None
         self.pool: UpstreamPool | None = None  # streaming requests: the lean HTTP/1.1 client (http:// only)
-        self.reflow_spool: Spool | None = None
+        self.capture: Capture | None = None  # reflow capture: records are built in a worker process
         self.metrics_spool: Spool | None = None
         self.engine_load: EngineLoadReporter | None = None  # reads the engine's /metrics, reports its load
         self._tasks: list = []
@@ -186,7 +210,7 @@ class Adapter:
         self._system = {"role": "system", "content": config.system_prompt} if config.system_prompt else None
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=64 << 20)
+        app = web.Application(client_max_size=config_limit(self.config))
         app.router.add_post("/v1/chat/completions", self.chat_completions)
         app.router.add_post("/v1/completions", self.completions)
         app.router.add_get("/v1/models", self.models)
@@ -209,20 +233,12 @@ class Adapter:
         self.metrics_spool = Spool(
             f"{cfg.reflow.spool_dir}/metrics", transform=metric_record, on_drop=dropped.labels("metrics").inc
         )
-        spools = [(self.metrics_spool, "metrics")]
         if cfg.reflow.enabled:
-            redact_on = cfg.reflow.redact
-            self.reflow_spool = Spool(
-                f"{cfg.reflow.spool_dir}/reflow",
-                transform=lambda i: build_record(i, redact_on),
-                on_drop=dropped.labels("reflow").inc,
-            )
-            spools.append((self.reflow_spool, "reflow"))
-        for spool, kind in spools:
-            shipper = Shipper(spool, f"{ingest.url}{kind}/", ingest.token, cfg.task_id, self.session,
-                              batch_size=ingest.batch_size, interval_s=ingest.interval_s,
-                              max_backoff_s=ingest.max_backoff_s, on_rejected=rejected.labels(kind).inc)  # fmt: skip
-            self._tasks.append(asyncio.get_running_loop().create_task(shipper.run()))
+            self.capture = self._start_capture()  # the capture worker process ships the reflow spool
+        shipper = Shipper(self.metrics_spool, f"{ingest.url}metrics/", ingest.token, cfg.task_id, self.session,
+                          batch_size=ingest.batch_size, interval_s=ingest.interval_s,
+                          max_backoff_s=ingest.max_backoff_s, on_rejected=rejected.labels("metrics").inc)  # fmt: skip
+        self._tasks.append(asyncio.get_running_loop().create_task(shipper.run()))
         if ingest.engine_load_interval_s > 0:
             self.engine_load = EngineLoadReporter(
                 self.session, f"{self.upstream}/metrics", f"{ingest.url}engine-load/", ingest.token, cfg.task_id,
@@ -233,13 +249,28 @@ class Adapter:
     async def _stop(self, app: web.Application) -> None:
         for task in self._tasks:
             task.cancel()
-        for spool in (self.reflow_spool, self.metrics_spool):
-            if spool:
-                spool.close()
+        if self.capture:
+            await asyncio.to_thread(self.capture.close)
+        if self.metrics_spool:
+            self.metrics_spool.close()
         if self.session:
             await self.session.close()
         if self.pool:
             self.pool.close()
+
+    def _start_capture(self) -> Capture:
+        cfg, ingest, metrics = self.config, self.config.ingest, self.metrics
+        settings = {
+            "spool_dir": cfg.reflow.spool_dir, "redact": cfg.reflow.redact, "task_id": cfg.task_id,
+            "ingest": {"url": ingest.url, "token": ingest.token, "batch_size": ingest.batch_size,
+                       "interval_s": ingest.interval_s, "max_backoff_s": ingest.max_backoff_s},
+        }  # fmt: skip
+        capture = Capture(cfg.reflow.spool_dir, settings, max_pending_bytes=cfg.reflow.max_pending_bytes,
+                          max_backlog_bytes=cfg.reflow.max_backlog_bytes,
+                          on_drop=lambda reason: metrics.reflow_dropped.labels(reason).inc(),
+                          on_status=metrics.capture_status)  # fmt: skip
+        metrics.reflow_backlog.set_function(lambda: capture.backlog)
+        return capture
 
     # ---- endpoints -------------------------------------------------------------------------------------
 
@@ -292,8 +323,11 @@ class Adapter:
             msg = f"Tokens-per-minute limit of {self.config.tokens_per_minute} reached; retry in {wait}s."
             resp = error(429, msg, "rate_limit_error", "rate_limit_exceeded", {"Retry-After": str(wait)})
             return self._refused("rate_limit", resp)
+        raw_body = await self._read_body(request)
+        if isinstance(raw_body, web.Response):
+            return self._refused("too_large", raw_body)
         try:
-            body = json.loads(await request.read())
+            body = json.loads(raw_body)
         except ValueError:
             resp = error(400, "The request body is not valid JSON.", "invalid_request_error", "invalid_json")
             return self._refused("invalid", resp)
@@ -306,16 +340,19 @@ class Adapter:
             options = body.get("stream_options") or {}
             caller_usage = options.get("include_usage") is True
             body["stream_options"] = {**options, "include_usage": True}
+        del raw_body
+        sent = encode_body(body)
+        del body  # from here on the request is ``sent``; a large prompt is not held twice
         reflow = self.config.reflow
-        if self.reflow_spool and (reflow.sample_rate >= 1 or random.random() < reflow.sample_rate):
-            ex.body = body
+        if self.capture and (reflow.sample_rate >= 1 or random.random() < reflow.sample_rate):
+            ex.capture, ex.sent = True, sent
             ex.raw = [] if ex.stream else None
         path = "/v1/chat/completions" if chat else "/v1/completions"
         if ex.stream and self.pool is not None:
-            return await self._proxy_stream(request, path, body, ex, caller_usage)
+            return await self._proxy_stream(request, path, sent, ex, caller_usage)
         url = self.upstream + path
         try:
-            upstream = await self.session.post(url, data=json.dumps(body).encode(), headers=_UPSTREAM_HEADERS)
+            upstream = await self.session.post(url, data=sent, headers=_UPSTREAM_HEADERS)
         except (aiohttp.ClientError, OSError) as exc:
             ex.status, ex.e2e = 502, perf_counter() - t0
             self._finish(ex)
@@ -339,6 +376,18 @@ class Adapter:
             if not ex.e2e:
                 ex.e2e = perf_counter() - t0
             self._finish(ex)
+
+    async def _read_body(self, request: web.Request) -> bytearray | web.Response:
+        """The request body, or a 413 over ``max_request_bytes`` (refused before reading when its length says so)."""
+        limit = self.config.max_request_bytes
+        if request.content_length is not None and request.content_length > limit:
+            return too_large(limit)
+        data = bytearray()
+        async for chunk in request.content.iter_any():
+            data += chunk
+            if len(data) > limit:
+                return too_large(limit)
+        return data
 
     def _prepare(self, body, chat: bool) -> web.Response | None:
         """Apply the task's model name, system prompt and sampling policy to the request, in place."""
@@ -368,13 +417,10 @@ class Adapter:
     async def _relay_unary(self, upstream: aiohttp.ClientResponse, ex: Exchange) -> web.Response:
         data = await upstream.read()
         ex.e2e = perf_counter() - ex.t0
-        try:
-            parsed = json.loads(data)
-            ex.usage = parsed.get("usage")
-        except (ValueError, AttributeError):
-            parsed = None
-        if ex.body is not None:
-            ex.unary = parsed
+        with contextlib.suppress(ValueError, AttributeError):
+            ex.usage = json.loads(data).get("usage")
+        if ex.capture:
+            ex.unary = data
         if self._rewrite:
             for old, new in self._rewrite:
                 data = data.replace(old, new, 1)
@@ -409,10 +455,10 @@ class Adapter:
         inspector.finish()
         return resp
 
-    async def _proxy_stream(self, request, path: str, body: dict, ex: Exchange, caller_usage: bool):
+    async def _proxy_stream(self, request, path: str, sent: bytes, ex: Exchange, caller_usage: bool):
         """A streamed request over the lean upstream client (see upstream.py); same behaviour as the aiohttp path."""
         try:
-            conn = await self.pool.post(path, json.dumps(body).encode(), _RAW_UPSTREAM_HEADERS)
+            conn = await self.pool.post(path, sent, _RAW_UPSTREAM_HEADERS)
         except (UpstreamError, OSError, TimeoutError) as exc:
             ex.status, ex.e2e = 502, perf_counter() - ex.t0
             self._finish(ex)
@@ -545,14 +591,12 @@ class Adapter:
                 "chunks": ex.chunks, "input_tokens": input_tokens, "output_tokens": output_tokens, "status": ex.status,
                 "stream": ex.stream, "gaps": gaps[:] if gaps else None,  # seconds, see metric_record
             })  # fmt: skip
-        if ex.body is not None and self.reflow_spool and ex.status == 200:
-            body = ex.body
-            self.reflow_spool.put({
+        if ex.capture and ex.status == 200:
+            response = ex.raw[:] if ex.stream else [ex.unary or b""]
+            self.capture.put({
                 "id": record_id, "task_id": cfg.task_id, "tenant_id": cfg.tenant_id, "api_key_id": ex.key_id,
-                "endpoint": "chat" if ex.chat else "completions", "chat": ex.chat,
-                "messages": body.get("messages") if ex.chat else body.get("prompt"),
-                "parameters": parameters_of(body), "raw": None if ex.raw is None else ex.raw[:], "unary": ex.unary,
+                "endpoint": "chat" if ex.chat else "completions", "chat": ex.chat, "stream": ex.stream,
                 "input_tokens": input_tokens, "output_tokens": output_tokens, "ttft_ms": ms(ex.ttft),
                 "tpot_ms": ms(tpot), "status": ex.status, "runtime_image_version": cfg.runtime_image_version,
                 "started_at": ex.started_at, "finished_at": ex.started_at + ex.e2e,
-            })  # fmt: skip
+            }, ex.sent, response)  # fmt: skip

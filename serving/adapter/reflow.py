@@ -1,7 +1,8 @@
 """Reflow capture: turn a finished request/response pair into the record the control plane stores.
 
-The request path hands over the raw streamed bytes (or the parsed non-streaming body) untouched; parsing the
-SSE events into the output text and redacting personal data happen here, in the spool writer thread.
+The adapter's request path hands over bytes only: the body it sent the engine, and the streamed SSE bytes (or the
+non-streamed answer) as relayed. Parsing both, taking the output text out of the SSE events and redacting personal
+data happen here, in the capture worker process (``capture_worker.py``), never in the adapter's event loop.
 
 Record (one JSON line per request/response pair)::
 
@@ -65,20 +66,27 @@ def unary_output(body: Any, chat: bool) -> tuple[str, str | None]:
         return "", None
 
 
-def build_record(item: dict, redact_on: bool) -> dict:
-    """Runs in the spool writer thread: ``item`` is what the request path queued (see Adapter._finish)."""
-    chat = item.pop("chat")
-    raw = item.pop("raw", None)
-    unary = item.pop("unary", None)
-    if raw is not None:
-        output, finish = stream_output(raw, chat)
+def build_record(meta: dict, request_body: bytes, response: bytes, redact_on: bool) -> dict:
+    """The reflow record of one exchange: ``meta`` as the adapter queued it (see ``Adapter._finish``), plus what
+    the upstream request and the answer say."""
+    record = dict(meta)
+    chat = record.pop("chat")
+    stream = record.pop("stream")
+    sent = json.loads(request_body)
+    record["messages"] = sent.get("messages") if chat else sent.get("prompt")
+    record["parameters"] = parameters_of(sent)
+    if stream:
+        output, finish = stream_output([response], chat)
     else:
-        output, finish = unary_output(unary, chat)
-    item["output"] = output
-    item["finish_reason"] = finish
-    item["started_at"] = iso(item["started_at"])
-    item["finished_at"] = iso(item["finished_at"])
+        try:
+            output, finish = unary_output(json.loads(response), chat)
+        except ValueError:
+            output, finish = "", None
+    record["output"] = output
+    record["finish_reason"] = finish
+    record["started_at"] = iso(record["started_at"])
+    record["finished_at"] = iso(record["finished_at"])
     if redact_on:
-        item["messages"] = redact_value(item["messages"])
-        item["output"] = redact(output)
-    return item
+        record["messages"] = redact_value(record["messages"])
+        record["output"] = redact(output)
+    return record

@@ -48,7 +48,55 @@ log = logging.getLogger(__name__)
 _STOP = object()
 
 
-class Spool:
+class Segments:
+    """An append-only log cut into segment files (``<time ns>.<suffix>``), rotated by size or age.
+
+    One writer appends; readers (``Shipper``, the capture worker) go through ``segments()`` in name order and keep
+    their own ``.offset`` files. ``active`` names the segment the writer appends to; a restart starts a new one.
+    """
+
+    def __init__(self, directory: str | Path, segment_bytes: int = 8 << 20, segment_age_s: float = 300.0,
+                 suffix: str = "jsonl"):  # fmt: skip
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.segment_bytes = segment_bytes
+        self.segment_age_s = segment_age_s
+        self.suffix = suffix
+        self.active: str | None = None  # name of the segment the writer appends to
+        self._file = None
+        self._opened_at = 0.0
+        self._last_name = 0
+
+    def segments(self) -> list[str]:
+        return sorted(p.name for p in self.dir.glob(f"*.{self.suffix}"))
+
+    def write(self, data: bytes) -> None:
+        if self._file is None or self._file.tell() >= self.segment_bytes or self._too_old():
+            self._rotate()
+        self._file.write(data)
+        self._file.flush()  # into the OS page cache: survives a killed process (not a power cut)
+
+    def close_file(self) -> None:
+        if self._file:
+            self._file.close()
+            self._file = None
+
+    def _too_old(self) -> bool:
+        return time.monotonic() - self._opened_at > self.segment_age_s
+
+    def _rotate(self) -> None:
+        self.close_file()
+        name_ns = max(time.time_ns(), self._last_name + 1)
+        self._last_name = name_ns
+        name = f"{name_ns:023d}.{self.suffix}"
+        self._file = open(self.dir / name, "ab")  # noqa: SIM115 - kept open across writes on purpose
+        self._opened_at = time.monotonic()
+        self.active = name
+
+
+class Spool(Segments):
+    """Segments of JSON lines fed from a queue: ``put`` never blocks; a writer thread transforms and appends."""
+
     def __init__(
         self,
         directory: str | Path,
@@ -58,18 +106,11 @@ class Spool:
         max_queue: int = 100_000,
         on_drop: Callable[[], Any] | None = None,
     ):
-        self.dir = Path(directory)
-        self.dir.mkdir(parents=True, exist_ok=True)
+        super().__init__(directory, segment_bytes, segment_age_s)
         self.transform = transform
-        self.segment_bytes = segment_bytes
-        self.segment_age_s = segment_age_s
-        self.active: str | None = None  # name of the segment the writer appends to
         self.dropped = 0  # items refused because the queue was full (the caller is never blocked)
         self._on_drop = on_drop
         self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
-        self._file = None
-        self._opened_at = 0.0
-        self._last_name = 0
         self._thread = threading.Thread(target=self._run, name=f"spool-{self.dir.name}", daemon=True)
         self._thread.start()
 
@@ -85,9 +126,6 @@ class Spool:
         """Write everything queued so far, then stop the writer thread."""
         self._queue.put(_STOP)
         self._thread.join(timeout)
-
-    def segments(self) -> list[str]:
-        return sorted(p.name for p in self.dir.glob("*.jsonl"))
 
     def _run(self) -> None:
         stop = False
@@ -106,35 +144,20 @@ class Spool:
                 try:
                     record = self.transform(item) if self.transform else item
                     if record is not None:
-                        lines.append(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+                        lines.append(json_line(record))
                 except Exception:
                     log.exception("spool %s: could not serialise a record; skipped", self.dir)
             if lines:
                 try:
-                    self._write("".join(lines).encode())
+                    self.write("".join(lines).encode())
                 except OSError:
                     log.exception("spool %s: write failed; %d records lost", self.dir, len(lines))
-        if self._file:
-            self._file.close()
+        self.close_file()
 
-    def _write(self, data: bytes) -> None:
-        if self._file is None or self._file.tell() >= self.segment_bytes or self._too_old():
-            self._rotate()
-        self._file.write(data)
-        self._file.flush()  # into the OS page cache: survives a killed process (not a power cut)
 
-    def _too_old(self) -> bool:
-        return time.monotonic() - self._opened_at > self.segment_age_s
-
-    def _rotate(self) -> None:
-        if self._file:
-            self._file.close()
-        name_ns = max(time.time_ns(), self._last_name + 1)
-        self._last_name = name_ns
-        name = f"{name_ns:023d}.jsonl"
-        self._file = open(self.dir / name, "ab")  # noqa: SIM115 - kept open across writes on purpose
-        self._opened_at = time.monotonic()
-        self.active = name
+def json_line(record: dict) -> str:
+    """One record as a spool line: compact JSON, text as UTF-8 (no escapes), a newline."""
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
 class Shipper:
@@ -142,10 +165,11 @@ class Shipper:
 
     def __init__(self, spool: Spool, url: str, token: str, task_id: int, session: aiohttp.ClientSession, *,
                  batch_size: int = 200, interval_s: float = 2.0, max_backoff_s: float = 30.0,
-                 on_rejected: Callable[[int], Any] | None = None):  # fmt: skip
+                 max_batch_bytes: int = 8 << 20, on_rejected: Callable[[int], Any] | None = None):  # fmt: skip
         self.spool, self.url, self.task_id, self.session = spool, url, task_id, session
         self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         self.batch_size, self.interval_s, self.max_backoff_s = max(1, batch_size), interval_s, max_backoff_s
+        self.max_batch_bytes = max_batch_bytes  # a batch of large records stops short of the ingest's body limit
         self.shipped = 0  # records the receiver stored
         self.rejected = 0  # records it refused as malformed (422 ingest_records_rejected), never resent
         self._on_rejected = on_rejected
@@ -171,8 +195,8 @@ class Shipper:
             path = self.spool.dir / name
             offset_path = path.with_name(name + ".offset")
             active = name == self.spool.active  # read before the size: an inactive segment never grows
-            offset = _read_offset(offset_path)
-            lines, end, size = await asyncio.to_thread(_read_lines, path, offset, self.batch_size)
+            offset = read_offset(offset_path)
+            lines, end, size = await asyncio.to_thread(_read_lines, path, offset, self.batch_size, self.max_batch_bytes)
             if lines:
                 try:
                     rejected = await self._post(lines)
@@ -183,7 +207,7 @@ class Shipper:
                     log.warning("ingest %s: a batch of %d records is too large (413); sending %d at a time",
                                 self.url, len(lines), self.batch_size)  # fmt: skip
                     return True  # progress of a kind: send the smaller batch now, without backing off
-                await asyncio.to_thread(_write_offset, offset_path, end)
+                await asyncio.to_thread(write_offset, offset_path, end)
                 self.shipped += len(lines) - rejected
                 self.rejected += rejected
                 return True
@@ -230,33 +254,35 @@ def _rejections(data: bytes) -> list | None:
     return rejected if isinstance(rejected, list) else []
 
 
-def _read_offset(path: Path) -> int:
+def read_offset(path: Path) -> int:
     try:
         return int(path.read_text() or 0)
     except (FileNotFoundError, ValueError):
         return 0
 
 
-def _write_offset(path: Path, offset: int) -> None:
+def write_offset(path: Path, offset: int) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(str(offset))
     os.replace(tmp, path)
 
 
-def _read_lines(path: Path, offset: int, limit: int) -> tuple[list[bytes], int, int]:
-    """Up to ``limit`` complete lines after ``offset``: (lines without newline, offset after them, file size)."""
+def _read_lines(path: Path, offset: int, limit: int, max_bytes: int = 8 << 20) -> tuple[list[bytes], int, int]:
+    """Up to ``limit`` complete lines after ``offset``, and fewer once they hold ``max_bytes`` (one line at least):
+    (lines without newline, offset after them, file size)."""
     try:
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
             f.seek(offset)
-            lines = []
-            while len(lines) < limit:
+            lines, held = [], 0
+            while len(lines) < limit and held < max_bytes:
                 line = f.readline()
-                if not line.endswith(b"\n"):
+                if not line.endswith(b"\n") or (lines and held + len(line) > max_bytes):
                     break
                 offset += len(line)
                 if line.strip():
                     lines.append(line.rstrip(b"\n"))
+                    held += len(line)
             return lines, offset, size
     except FileNotFoundError:
         return [], offset, offset

@@ -7,6 +7,7 @@ import json
 
 import kubernetes_validate
 import pytest
+from django.conf import settings
 
 from inference_jobs.choices import TaskStatus
 from inference_jobs.ingest_tokens import ingest_token_of
@@ -73,9 +74,10 @@ def test_adapter_secret_carries_the_policy_hashed_keys_and_ingest_token():
     assert config["reflow"]["enabled"] is True
     assert config["ingest"]["token"] == ingest_token_of(task)
     assert config["tokens_per_minute"] == deployable.tenant.max_tokens_per_minute
+    assert config["max_request_bytes"] == settings.AICP_MAX_REQUEST_BYTES == 16 << 20
     from serving.adapter.config import parse_config
 
-    parse_config(config)  # the adapter accepts it as it is
+    assert parse_config(config).max_request_bytes == 16 << 20  # the adapter accepts it as it is
 
 
 def _pod(containers=(), conditions=(), phase="Running"):

@@ -66,6 +66,7 @@ class FakeEngine:
     def __init__(self, model: str = "engine-model"):
         self.model = model
         self.requests: list[dict] = []
+        self.bodies: list[bytes] = []  # the request bodies as they arrived, byte for byte
         self.tokens = ["Hello", " from", " the", " fake", " engine", "."]
         self.first_delay = 0.0  # pause after the first content chunk
         self.delay = 0.0  # pause between the other chunks
@@ -80,7 +81,7 @@ class FakeEngine:
         return "".join(self.tokens)
 
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(client_max_size=64 << 20)  # long-context prompts, as a real engine takes them
         app.router.add_post("/v1/chat/completions", self.chat)
         app.router.add_post("/v1/completions", self.completions)
         app.router.add_get("/metrics", self.metrics)
@@ -103,8 +104,10 @@ class FakeEngine:
         return await self.handle(request, chat=False)
 
     async def handle(self, request: web.Request, chat: bool) -> web.StreamResponse:
-        body = await request.json()
+        raw = await request.read()
+        body = json.loads(raw)
         self.requests.append(body)
+        self.bodies.append(raw)
         if body.get("model") != self.model:
             return web.json_response({"error": {"message": "no such model", "type": "x", "code": 404}}, status=404)
         kind = "chat.completion" if chat else "text_completion"
@@ -170,7 +173,7 @@ class FakeIngest:
         self.lock = threading.Lock()
 
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(client_max_size=32 << 20)  # the control plane's AICP_INGEST_MAX_BODY_BYTES
         app.router.add_post("/api/v1/ingest/{kind}/", self.handle)
         return app
 

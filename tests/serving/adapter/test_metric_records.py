@@ -138,27 +138,28 @@ def test_records_the_control_plane_refuses_are_counted_and_not_resent(start_adap
     assert 'aicp_adapter_ingest_rejected_total{spool="metrics"} 1.0' in metrics
 
 
-class Capture:
-    """Stands in for a spool: keeps what the request path queues."""
+class Queued:
+    """Stands in for a spool or the reflow capture: keeps what the request path queues."""
 
     def __init__(self):
-        self.items: list[dict] = []
+        self.items: list = []
 
-    def put(self, item: dict) -> None:
-        self.items.append(item)
+    def put(self, *item) -> None:
+        self.items.append(item[0] if len(item) == 1 else item)
 
 
 def test_the_request_path_queues_raw_gaps_that_later_appends_cannot_change(tmp_path):
     config = make_config(reflow={"enabled": True, "spool_dir": str(tmp_path)},
                          ingest={"url": "http://127.0.0.1:9/", "token": "t"})  # fmt: skip
     adapter = Adapter(parse_config(config), "http://127.0.0.1:9")
-    adapter.metrics_spool, adapter.reflow_spool = Capture(), Capture()
+    adapter.metrics_spool, adapter.capture = Queued(), Queued()
     ex = Exchange(t0=time.perf_counter(), started_at=time.time(), key_id=12, chat=True, stream=True, ttft=0.01,
-                  e2e=0.05, gaps=[0.01, 0.02], chunks=3, body={"messages": []}, raw=[b"data: {}\n\n"])  # fmt: skip
+                  e2e=0.05, gaps=[0.01, 0.02], chunks=3, capture=True, sent=b'{"messages":[]}',
+                  raw=[b"data: {}\n\n"])  # fmt: skip
     adapter._finish(ex)
     ex.gaps.append(9.0)  # what a stream inspector still fed after the end would do
     ex.raw.append(b"data: late\n\n")
-    (metric,), (reflow,) = adapter.metrics_spool.items, adapter.reflow_spool.items
-    assert metric["gaps"] == [0.01, 0.02] and reflow["raw"] == [b"data: {}\n\n"]
+    (metric,), ((_meta, sent, response),) = adapter.metrics_spool.items, adapter.capture.items
+    assert metric["gaps"] == [0.01, 0.02] and response == [b"data: {}\n\n"] and sent == b'{"messages":[]}'
     assert not {"itl_p50_ms", "itl_max_ms", "itl_hist"} & set(metric)  # computed by the writer, not here
     assert metric_record(metric)["itl_hist"] == {str(contract_bin(10.0)): 1, str(contract_bin(20.0)): 1}
