@@ -25,6 +25,12 @@ What it does (all traffic on 127.0.0.1):
    completions, 32 requests per round at concurrency 8, 32 prompt tokens of message content (vLLM's random
    dataset; ``serving.bench`` sends the word count that tokenizes to 32 on average), 64 tokens out with
    ``ignore_eos``. ``benchmarks/serving_vllm.py`` says how.
+6. right after steps 1–3 (the adapter part), the large-prompt part (``benchmarks/serving_large.py``, whose
+   docstring says what it starts and runs): prompts of 220 KiB and 1 MiB (and ~200 KiB of Chinese) straight to
+   a fake upstream and through two adapters that rewrite each body (a system prompt, sampling defaults), one
+   with reflow capture off and one with it on, both shipping to a fake ingest: the TTFT capture adds, the
+   adapter's peak RSS under 1 MiB prompts at concurrency 16, the body bytes the engine gets per byte sent, and
+   whether every capture arrives once and redacted.
 
 Output (stdout, ``name=value``; progress on stderr):
 
@@ -33,6 +39,14 @@ Output (stdout, ``name=value``; progress on stderr):
 * ``adapter_throughput_ratio_c64``: through-adapter / direct output tokens per second at concurrency 64
   (target ≥ 0.98);
 * ``adapter_cpu_us_per_chunk``: adapter CPU µs per relayed SSE event (target ≤ 20);
+* ``capture_added_ttft_p99_ms_220k_c16`` (target ≤ 10) and ``_p50_``: reflow capture on minus capture off, TTFT
+  percentile, 220 KiB prompts at concurrency 16; ``capture_off_added_ttft_p99_ms_220k_c16``: capture off minus
+  direct; ``adapter_added_ttft_p99_ms_1m_c1`` (target ≤ 15) and ``_p50_``: the capture-on adapter minus direct,
+  1 MiB prompts one at a time; ``adapter_peak_rss_mib_1m_c16`` (target ≤ 150) and
+  ``capture_worker_peak_rss_mib_1m_c16`` (its child processes, or ``none``); ``upstream_bytes_ratio_zh`` (target
+  ≤ 1.01): body bytes the engine got / bytes the client sent, Chinese prompt; ``capture_records_expected``,
+  ``_received``, ``_duplicated``, ``_unredacted`` and ``capture_dropped``, and the raw TTFT percentiles behind
+  them (step 6; ``--large-only`` runs it alone, ``--skip-large`` skips it);
 * ``engine_batching_speedup_c8``: output tokens/s with batching on / off at concurrency 8 (target ≥ 3);
 * ``reference_pipe_added_ttft_p50_ms`` ... ``reference_pipe_cpu_us_per_chunk``: the same four figures for the
   bare byte pipe, the floor against which the adapter's are to be read on the machine that ran them;
@@ -67,6 +81,7 @@ from pathlib import Path
 
 import aiohttp
 
+from benchmarks.serving_large import bench_large_prompts
 from benchmarks.serving_support import (
     ROOT,
     START_TIMEOUT_S,
@@ -218,7 +233,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-adapter", action="store_true")
     parser.add_argument("--skip-engine", action="store_true")
     parser.add_argument("--skip-vllm", action="store_true")
+    parser.add_argument("--skip-large", action="store_true", help="skip the large-prompt part (step 6)")
+    parser.add_argument("--large-only", action="store_true", help="run only the large-prompt part (step 6)")
     args = parser.parse_args(argv)
+    if args.large_only:
+        if args.skip_large:
+            parser.error("--large-only and --skip-large exclude each other")
+        args.skip_adapter = args.skip_engine = args.skip_vllm = True
     if not (1 <= args.rounds <= 100 and 1 <= args.vllm_rounds <= 100):
         parser.error("--rounds and --vllm-rounds must be within 1..100")
     started = time.monotonic()
@@ -228,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
             if not args.skip_adapter:
                 bench_adapter(workdir, args.rounds, stack)
                 stack.close()  # stop the upstream and the adapter before the engine needs the cores
+            if not args.skip_large:
+                bench_large_prompts(workdir, stack)
+                stack.close()
             with_vllm = not args.skip_vllm and VLLM_PYTHON.is_file()
             model_dir = build_demo_model(workdir) if not args.skip_engine or with_vllm else None
             if not args.skip_engine:

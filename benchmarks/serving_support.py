@@ -156,8 +156,12 @@ def bench(url: str, *, api_key: str | None = None, model: str | None = None, war
     return run
 
 
-def adapter_config(path: Path, api_key: str, model: str = "bench") -> None:
-    """A throw-away task config: one API key, no rate limit to speak of, no system prompt, no ingest."""
+def adapter_config(path: Path, api_key: str, model: str = "bench", **options) -> None:
+    """A throw-away task config: one API key, no rate limit to speak of, no system prompt, no ingest.
+
+    ``options`` set top-level keys of that config (``system_prompt``, ``sampling``, ``reflow``, ``ingest``, ...:
+    see ``serving/adapter/config.py``, which refuses an unknown key at startup, so a typo fails loudly there).
+    """
     config = {
         "task_id": 1,
         "tenant_id": 1,
@@ -173,14 +177,20 @@ def adapter_config(path: Path, api_key: str, model: str = "bench") -> None:
         "reflow": {"enabled": False},
         "ingest": None,
     }
-    path.write_text(json.dumps(config, indent=2))
+    path.write_text(json.dumps(config | options, indent=2))
 
 
-def start_adapter(workdir: Path, upstream: str, api_key: str, *, model: str = "bench") -> Process:
-    """``python -m serving.adapter`` on a free local port in front of ``upstream`` (a base URL without /v1)."""
-    name = f"adapter_{model}"
+def start_adapter(
+    workdir: Path, upstream: str, api_key: str, *, model: str = "bench", name: str | None = None, **options
+) -> Process:
+    """``python -m serving.adapter`` on a free local port in front of ``upstream`` (a base URL without /v1).
+
+    ``name`` (default ``adapter_<model>``) names its config and log files, so several adapters can share a
+    workdir; ``options`` go to ``adapter_config``.
+    """
+    name = name or f"adapter_{model}"
     config_path = workdir / f"{name}.json"
-    adapter_config(config_path, api_key, model)
+    adapter_config(config_path, api_key, model, **options)
     port = free_port()
     args = ["-m", "serving.adapter", "--config", str(config_path), "--host", "127.0.0.1", "--port", str(port)]
     return Process(name, [*args, "--upstream", upstream], port, workdir)

@@ -17,6 +17,9 @@ From the task:
   machine it shares; and ``--enforce-eager``, which halves its start-up (no graph compilation) on a CPU;
 * on GPU pools, ``--tensor-parallel-size``: the task's cards per instance.
 
+From the platform: our engine's ``--max-request-bytes``, the adapter's limit (``AICP_MAX_REQUEST_BYTES``), so that
+a body the adapter lets through is one the engine reads. vLLM's server sets no body limit of its own.
+
 ``tests/inference_jobs/test_engine_command.py`` parses every rendered command with the engine's own argument
 parser (vLLM's and ours), for every task option.
 """
@@ -25,6 +28,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+
+from django.conf import settings
 
 from compute_pools.choices import Mode, Vendor
 from inference_jobs.orchestrator.spec import TaskSpec
@@ -81,6 +86,7 @@ def pytorch_command(spec: TaskSpec, host: EngineHost) -> list[str]:
     command += ["--port", str(host.port), "--served-model-name", spec.served_model_name]
     command += ["--device", "cpu" if on_cpu(spec, host) else "cuda"]
     command += ["--batching", "on" if spec.async_batching else "off"]
+    command += ["--max-request-bytes", str(settings.AICP_MAX_REQUEST_BYTES)]
     if host.threads is not None:
         command += ["--threads", str(host.threads)]
     return command

@@ -38,7 +38,7 @@ from serving.adapter.spool import Segments, Shipper, json_line, read_offset, wri
 
 log = logging.getLogger("serving.adapter.capture_worker")
 NICENESS = 10  # below the relay's priority: capture waits for the CPU, callers do not
-BUILD_BATCH_BYTES = 16 << 20  # intake bytes built before the records are written and the offset committed
+BUILD_BATCH_BYTES = 4 << 20  # intake bytes built before the records are written and the offset committed
 
 
 def read_frames(path: Path, offset: int, max_bytes: int) -> tuple[list[tuple[dict, bytes, bytes]], int, int, bool]:

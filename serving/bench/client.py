@@ -35,6 +35,7 @@ class BenchConfig:
     endpoint: str = "chat"
     max_tokens: int = 128
     prompt_len: int = 32  # words of the synthetic prompt
+    prompt_text: str | None = None  # the message content (or prompt) verbatim, instead of the synthetic words
     ignore_eos: bool = False
     warmup: int = 1  # unmeasured requests first (connections, caches)
     timeout_s: float = 300.0  # per request
@@ -86,8 +87,16 @@ PROMPT_VARIANTS = 64  # distinct prompts, cycled: identical ones could be served
 
 
 def build_payload(config: BenchConfig, model: str, variant: int = 0) -> bytes:
-    """The request body, serialised once per prompt variant (never per request)."""
-    prompt = " ".join(f"word{(variant * 7 + i) % 100}" for i in range(config.prompt_len))
+    """The request body, serialised once per prompt variant (never per request), as UTF-8 JSON.
+
+    With ``prompt_text`` the content is that text for every variant; ``ensure_ascii=False`` sends any non-ASCII
+    text as its UTF-8 bytes, as OpenAI clients do, not as ``\\uXXXX`` escapes (the synthetic words are ASCII:
+    their bodies are the same bytes either way).
+    """
+    if config.prompt_text is not None:
+        prompt = config.prompt_text
+    else:
+        prompt = " ".join(f"word{(variant * 7 + i) % 100}" for i in range(config.prompt_len))
     body: dict = {
         "model": model,
         "max_tokens": config.max_tokens,
@@ -100,7 +109,7 @@ def build_payload(config: BenchConfig, model: str, variant: int = 0) -> bytes:
         body["prompt"] = prompt
     if config.ignore_eos:
         body["ignore_eos"] = True
-    return json.dumps(body).encode()
+    return json.dumps(body, ensure_ascii=False).encode()
 
 
 async def send_request(session: aiohttp.ClientSession, url: str, payload: bytes) -> RequestResult:
@@ -188,7 +197,8 @@ async def run_benchmark(config: BenchConfig) -> BenchRun:
     base = config.url.rstrip("/")
     async with _session(config) as session:
         model = config.model or await first_model(session, base)
-        payloads = [build_payload(config, model, v) for v in range(min(PROMPT_VARIANTS, config.num_requests))]
+        variants = 1 if config.prompt_text is not None else min(PROMPT_VARIANTS, config.num_requests)
+        payloads = [build_payload(config, model, v) for v in range(variants)]  # one given text: one body
         url = base + path
         for _ in range(config.warmup):
             warm = await send_request(session, url, payloads[0])

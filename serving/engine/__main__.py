@@ -1,5 +1,6 @@
 """``python -m serving.engine --model DIR [--host 127.0.0.1] [--port 8001] [--served-model-name NAME]
-[--batching on|off] [--max-batch-size 16] [--device cpu|cuda] [--dtype float32|bfloat16|float16] [--threads N]``.
+[--batching on|off] [--max-batch-size 16] [--device cpu|cuda] [--dtype float32|bfloat16|float16] [--threads N]
+[--max-request-bytes 16777216]``.
 
 ``--threads`` defaults to about half of the CPUs the process may use (``serving.engine.threads`` says why).
 """
@@ -33,7 +34,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="torch intra-op CPU threads (default: half the CPUs of the affinity mask and cgroup quota, at least 1;"
         " 0: torch's own default)",
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--max-request-bytes",
+        type=int,
+        default=16 << 20,
+        help="largest request body accepted, in bytes; a larger one is refused with a 413 naming the limit"
+        " (default 16777216 = 16 MiB: a 128k-token context as JSON, with room for escapes and list-of-parts content)",
+    )
+    args = parser.parse_args(argv)
+    if args.max_request_bytes < 1:
+        parser.error("--max-request-bytes must be at least 1")
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -60,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     name = args.served_model_name or os.path.basename(os.path.normpath(args.model))
     try:
         web.run_app(
-            build_app(engine, name),
+            build_app(engine, name, args.max_request_bytes),
             host=args.host,
             port=args.port,
             print=logging.getLogger(__name__).info,

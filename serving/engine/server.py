@@ -16,6 +16,7 @@ from serving.engine.core import Engine
 from serving.engine.sampling import SamplingParams
 
 DEFAULT_MAX_TOKENS = 256
+DEFAULT_MAX_REQUEST_BYTES = 16 << 20  # a 128k-token context, JSON escapes and list-of-parts content included
 _DONE = b"data: [DONE]\n\n"
 
 
@@ -31,9 +32,22 @@ def error_response(message: str, status: int = 400, param: str | None = None, co
     return web.json_response(body, status=status)
 
 
-def build_app(engine: Engine, served_model_name: str) -> web.Application:
-    app = web.Application()
-    api = OpenAIServer(engine, served_model_name)
+def too_large_response(limit: int) -> web.Response:
+    """The 413 of a body over ``limit`` bytes, worded as the adapter words it (one message for both)."""
+    message = f"The request body is over this endpoint's limit of {limit} bytes ({limit / 2**20:g} MiB)."
+    return error_response(message, 413, code="request_too_large")
+
+
+def build_app(
+    engine: Engine, served_model_name: str, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+) -> web.Application:
+    """The app; a request body over ``max_request_bytes`` is refused with a 413 (``too_large_response``)."""
+    if max_request_bytes < 1:
+        raise ValueError("max_request_bytes must be at least 1")
+    # aiohttp refuses a body over client_max_size when it is read (HTTPRequestEntityTooLarge, caught in _handle);
+    # a Content-Length over it is refused before a byte of the body is read.
+    app = web.Application(client_max_size=max_request_bytes)
+    api = OpenAIServer(engine, served_model_name, max_request_bytes)
     app.router.add_get("/health", api.health)
     app.router.add_get("/metrics", api.metrics)
     app.router.add_get("/v1/models", api.models)
@@ -43,9 +57,10 @@ def build_app(engine: Engine, served_model_name: str) -> web.Application:
 
 
 class OpenAIServer:
-    def __init__(self, engine: Engine, served_model_name: str):
+    def __init__(self, engine: Engine, served_model_name: str, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES):
         self.engine = engine
         self.name = served_model_name
+        self.max_request_bytes = max_request_bytes
         self.created = int(time.time())
         engine.metrics.model_name = served_model_name  # the model_name label of the vllm:* gauges, as in vLLM
 
@@ -75,13 +90,18 @@ class OpenAIServer:
     # -- request handling ----------------------------------------------------------------------------------------
 
     async def _handle(self, request: web.Request, chat: bool) -> web.StreamResponse:
+        length = request.content_length
+        if length is not None and length > self.max_request_bytes:
+            return too_large_response(self.max_request_bytes)  # refused before reading the body
         try:
             body = await request.json()
             if not isinstance(body, dict):
                 raise RequestError("the request body must be a JSON object")
             prompt_ids = self._chat_prompt(body) if chat else self._completion_prompt(body)
             params = self._params(body, len(prompt_ids))
-        except json.JSONDecodeError:
+        except web.HTTPRequestEntityTooLarge:  # no Content-Length (chunked): refused once the limit is passed
+            return too_large_response(self.max_request_bytes)
+        except (json.JSONDecodeError, UnicodeDecodeError):
             return error_response("the request body is not valid JSON")
         except RequestError as exc:
             return error_response(str(exc), exc.status, exc.param, exc.code)
@@ -266,8 +286,16 @@ class _Reply:
 class BackgroundServer:
     """Runs the app on its own event loop in a daemon thread (tests, the benchmark, embedded use)."""
 
-    def __init__(self, engine: Engine, served_model_name: str = "demo", host: str = "127.0.0.1", port: int = 0):
+    def __init__(
+        self,
+        engine: Engine,
+        served_model_name: str = "demo",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+    ):
         self.engine, self.name, self.host, self.port = engine, served_model_name, host, port
+        self.max_request_bytes = max_request_bytes
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name="engine-http", daemon=True)
@@ -284,7 +312,9 @@ class BackgroundServer:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
-        self._runner = web.AppRunner(build_app(self.engine, self.name), handler_cancellation=True)
+        self._runner = web.AppRunner(
+            build_app(self.engine, self.name, self.max_request_bytes), handler_cancellation=True
+        )
         self._loop.run_until_complete(self._runner.setup())
         site = web.TCPSite(self._runner, self.host, self.port)
         self._loop.run_until_complete(site.start())

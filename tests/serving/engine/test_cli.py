@@ -24,6 +24,7 @@ def test_engine_cli_serves_the_model(demo_model_dir):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     cmd = [sys.executable, "-m", "serving.engine", "--model", str(demo_model_dir), "--port", str(port)]
     cmd += ["--served-model-name", "cli-demo", "--batching", "off"]  # --threads: the default rule
+    cmd += ["--max-request-bytes", "65536"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         base = f"http://127.0.0.1:{port}"
@@ -41,6 +42,10 @@ def test_engine_cli_serves_the_model(demo_model_dir):
         body = {"model": "cli-demo", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
         reply = requests.post(f"{base}/v1/chat/completions", json=body, timeout=30).json()
         assert reply["usage"]["completion_tokens"] >= 1
+        big = {"model": "cli-demo", "messages": [{"role": "user", "content": "x" * 65536}], "max_tokens": 4}
+        refused = requests.post(f"{base}/v1/chat/completions", json=big, timeout=30)
+        assert refused.status_code == 413 and refused.json()["error"]["code"] == "request_too_large"
+        assert "limit of 65536 bytes (0.0625 MiB)" in refused.json()["error"]["message"]
     finally:
         proc.terminate()
         proc.wait(timeout=10)
