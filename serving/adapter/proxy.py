@@ -24,6 +24,7 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from serving.adapter.body import RequestBody
 from serving.adapter.capture import Capture
 from serving.adapter.config import AdapterConfig
 from serving.adapter.engine_load import EngineLoadReporter
@@ -57,16 +58,6 @@ def too_large(limit: int) -> web.Response:
     """413 for a body over ``limit`` bytes: the wording our engine uses too."""
     message = f"The request body is over this endpoint's limit of {limit} bytes ({limit / 2**20:g} MiB)."
     return error(413, message, "invalid_request_error", "request_too_large")
-
-
-def encode_body(body: dict) -> bytes:
-    """The request as the engine gets it: compact JSON with text as UTF-8, as callers send it (an escaped character
-    stays a character, never twice its size in ``\\u`` escapes). A lone surrogate, which only an escape in the
-    request can make and which UTF-8 cannot carry, sends that body escaped instead."""
-    try:
-        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-    except UnicodeEncodeError:
-        return json.dumps(body, separators=(",", ":")).encode()
 
 
 def has_content(chunk: bytes) -> bool:
@@ -327,10 +318,12 @@ class Adapter:
         if isinstance(raw_body, web.Response):
             return self._refused("too_large", raw_body)
         try:
-            body = json.loads(raw_body)
+            parsed = RequestBody(raw_body)
         except ValueError:
             resp = error(400, "The request body is not valid JSON.", "invalid_request_error", "invalid_json")
             return self._refused("invalid", resp)
+        del raw_body
+        body = parsed.data
         problem = self._prepare(body, chat)
         if problem:
             return self._refused("invalid", problem)
@@ -340,9 +333,8 @@ class Adapter:
             options = body.get("stream_options") or {}
             caller_usage = options.get("include_usage") is True
             body["stream_options"] = {**options, "include_usage": True}
-        del raw_body
-        sent = encode_body(body)
-        del body  # from here on the request is ``sent``; a large prompt is not held twice
+        sent = parsed.encode()
+        del body, parsed  # from here on the request is ``sent``; a large prompt is not held twice
         reflow = self.config.reflow
         if self.capture and (reflow.sample_rate >= 1 or random.random() < reflow.sample_rate):
             ex.capture, ex.sent = True, sent
@@ -390,7 +382,10 @@ class Adapter:
         return data
 
     def _prepare(self, body, chat: bool) -> web.Response | None:
-        """Apply the task's model name, system prompt and sampling policy to the request, in place."""
+        """Apply the task's model name, system prompt and sampling policy to the request, in place.
+
+        Values are replaced, never changed where they are: what is still the parsed object is sent as the caller's
+        bytes (``body.RequestBody``)."""
         if not isinstance(body, dict):
             return error(400, "The request body must be a JSON object.", "invalid_request_error", "invalid_body")
         cfg = self.config

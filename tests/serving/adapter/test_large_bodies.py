@@ -36,21 +36,20 @@ def test_a_2_mib_chinese_prompt_reaches_the_engine_as_utf8_with_only_the_policy_
     (received,) = engine.bodies
     assert b"\\u" not in received  # no escape that the request did not have
     expected = {**body, **POLICY, "messages": [SYSTEM, *body["messages"]]}
-    assert json.loads(received) == expected  # every other field exactly as the caller sent it
+    assert json.loads(received) == expected  # every other field as the caller sent it
+    assert utf8(body["messages"][0]) in received and utf8(body["metadata"]) in received  # byte for byte
     assert len(received) / len(sent) < 1.001
 
 
-def test_an_escape_in_the_request_is_forwarded_as_the_character_and_a_lone_surrogate_stays_escaped(
-    start_adapter, engine
-):
-    url = start_adapter()
-    sent = b'{"model":"chat","messages":[{"role":"user","content":"\\u4e2d\\u6587 \\ud83d\\ude00"}]}'
+def test_escapes_the_caller_used_are_forwarded_as_they_came_and_a_new_value_adds_none(start_adapter, engine):
+    url = start_adapter(system_prompt="回答要简短。")
+    sent = b'{"model":"chat","messages":[{"role":"user","content":"\\u4e2d\\u6587 \\ud83d\\ude00 broken \\ud800"}]}'
     assert requests.post(url + "/v1/chat/completions", data=sent, headers=HEADERS).status_code == 200
-    assert "中文 😀".encode() in engine.bodies[-1]
-    lone = b'{"model":"chat","messages":[{"role":"user","content":"broken \\ud800 half"}]}'
-    assert requests.post(url + "/v1/chat/completions", data=lone, headers=HEADERS).status_code == 200
-    assert b"broken \\ud800 half" in engine.bodies[-1]  # UTF-8 cannot carry it: the body goes escaped
-    assert engine.requests[-1]["messages"][-1]["content"] == "broken \ud800 half"
+    received = engine.bodies[-1]
+    assert b'{"role":"user","content":"\\u4e2d\\u6587 \\ud83d\\ude00 broken \\ud800"}' in received
+    assert '"回答要简短。"'.encode() in received  # the task's system prompt: UTF-8, not escaped
+    assert received.count(b"\\u") == 5  # the caller's five escapes, and none more
+    assert engine.requests[-1]["messages"][-1]["content"] == "中文 😀 broken \ud800"
 
 
 def test_a_body_over_the_limit_is_a_413_in_the_openai_shape_naming_the_limit(start_adapter, engine):
