@@ -93,7 +93,12 @@ class Deployable:
 def make_deployable(slug: str = "acme", *, accelerator: str = "nvidia-gpu", pool=None, gateway=None) -> Deployable:
     factories.runtime_images_for_every_mode()
     tenant = factories.TenantFactory(slug=slug)
-    pool = pool or factories.ComputePoolFactory(accelerator_type=factories.accelerator(accelerator))
+    if pool is None:
+        kind = factories.accelerator(accelerator)
+        # A CPU pool's memory per core is the CPU type's (4 GiB), as the demo platform's: a task's vLLM on it
+        # asks for a KV cache of an eighth of that per core, which fits beside the suite on this machine.
+        memory = {"memory_per_card_gib": kind.memory_per_card_gib} if kind.vendor == "none" else {}
+        pool = factories.ComputePoolFactory(accelerator_type=kind, **memory)
     factories.PoolGrantFactory(pool=pool, tenant=tenant)
     return Deployable(
         tenant=tenant,

@@ -133,13 +133,14 @@ class StreamInspector:
     ``rest()`` is what was held back when the body ends.
     """
 
-    __slots__ = ("caller_usage", "carry", "clock", "ex", "gaps", "last", "raw", "rewrite")
+    __slots__ = ("caller_usage", "carry", "clock", "ex", "gaps", "last", "raw", "rewrite", "sent_at")
 
     def __init__(self, ex: Exchange, caller_usage: bool, rewrite):
         self.ex, self.caller_usage, self.rewrite = ex, caller_usage, rewrite
         self.raw, self.gaps, self.clock = ex.raw, ex.gaps, perf_counter
         self.carry = b""
         self.last = 0.0
+        self.sent_at = 0.0  # when the latest bytes were handed on to the caller
 
     def feed(self, chunk: bytes) -> bytes:
         if self.carry:
@@ -167,6 +168,7 @@ class StreamInspector:
                 chunk = chunk.replace(old, new)
         if self.raw is not None:
             self.raw.append(chunk)
+        self.sent_at = now
         return chunk
 
     def rest(self) -> bytes:
@@ -174,8 +176,11 @@ class StreamInspector:
         return carry
 
     def finish(self) -> None:
-        """The exchange's end-to-end time and content-chunk count, once the body is done (or broken off)."""
-        self.ex.e2e = self.clock() - self.ex.t0
+        """The exchange's end-to-end time and content-chunk count, once the body is done (or broken off).
+
+        E2E ends when the last bytes were handed to the caller's connection, not when the response was closed
+        after them: a caller may be done reading before the adapter gets round to closing."""
+        self.ex.e2e = (self.sent_at or self.clock()) - self.ex.t0
         self.ex.chunks = len(self.gaps) + (1 if self.last else 0)
 
 
@@ -261,6 +266,9 @@ class Adapter:
                           on_drop=lambda reason: metrics.reflow_dropped.labels(reason).inc(),
                           on_status=metrics.capture_status)  # fmt: skip
         metrics.reflow_backlog.set_function(lambda: capture.backlog)
+        metrics.ingest_rejected.labels("reflow")  # every series from the start, at 0
+        for reason in ("memory", "backlog", "error"):
+            metrics.reflow_dropped.labels(reason)
         return capture
 
     # ---- endpoints -------------------------------------------------------------------------------------

@@ -64,7 +64,8 @@ def test_long_prompts_in_two_languages_arrive_once_each_and_redacted_under_concu
         assert all(placeholder in content for placeholder in PII.values())
         assert len(content) > 80_000  # the whole prompt, not a truncated one
     metrics = requests.get(url + "/metrics").text
-    assert "aicp_adapter_reflow_dropped_total{" not in metrics
+    dropped = [line for line in metrics.splitlines() if line.startswith("aicp_adapter_reflow_dropped_total{")]
+    assert len(dropped) == 3 and all(line.endswith(" 0.0") for line in dropped), dropped
     wait_for(lambda: "aicp_adapter_reflow_built_total 24.0" in requests.get(url + "/metrics").text,
              what="the worker's count of built records")  # fmt: skip
 

@@ -264,7 +264,7 @@ def test_each_request_has_one_metric_record_with_ttft_tpot_and_itl(engine, front
     assert (streamed["status"], streamed["stream"], streamed["task_id"], streamed["api_key_id"]) == (200, True, 7, 12)
     # The adapter's clock starts after the caller's and stops before the caller has read the chunk.
     assert 0 < streamed["ttft_ms"] <= caller_ttft * 1000
-    assert streamed["ttft_ms"] < streamed["e2e_ms"] <= caller_e2e * 1000
+    assert streamed["ttft_ms"] <= streamed["e2e_ms"] <= caller_e2e * 1000  # equal when it all came in one read
     expected_tpot = (streamed["e2e_ms"] - streamed["ttft_ms"]) / (usage.completion_tokens - 1)
     assert streamed["tpot_ms"] == pytest.approx(expected_tpot, abs=0.01)
     # One chunk is one read from the engine (an engine may put several tokens in one event, or several events in
@@ -272,6 +272,7 @@ def test_each_request_has_one_metric_record_with_ttft_tpot_and_itl(engine, front
     # falls behind, so on a busy machine the whole answer may come in a single read: then there is no gap.
     assert 1 <= streamed["chunks"] <= usage.completion_tokens
     if streamed["chunks"] >= 2:
+        assert streamed["ttft_ms"] < streamed["e2e_ms"]
         assert sum(streamed["itl_hist"].values()) == streamed["chunks"] - 1
         assert 0 <= streamed["itl_p50_ms"] <= streamed["itl_max_ms"] < streamed["e2e_ms"]
     else:
@@ -343,22 +344,32 @@ def test_the_tokens_per_minute_limit_is_429_with_retry_after(engine, front):
 
 
 def test_the_first_chunk_reaches_the_caller_while_the_engine_is_still_generating(engine, front):
-    api = front().client()
-    wait_for(lambda: engine.requests_running() == 0, timeout=30, what=f"{engine.kind} to be idle")
-    stream = api.chat.completions.create(
-        model=SERVED, messages=QUESTION, max_tokens=400, stream=True, stream_options={"include_usage": True},
-        extra_body={"ignore_eos": True},  # 400 tokens whatever the model says: a second or more of decoding
-    )  # fmt: skip
-    t0 = time.perf_counter()
-    running_at_first = first_at = None
-    chunks = []
-    for chunk in stream:
-        if first_at is None and chunk.choices and chunk.choices[0].delta.content:
-            first_at = time.perf_counter() - t0
-            running_at_first = engine.requests_running()
-        chunks.append(chunk)
-    last_at = time.perf_counter() - t0
-    assert chunks[-1].usage.completion_tokens == 400
-    # A buffering adapter would hand over the first chunk only once the engine had finished the request.
-    assert running_at_first == 1, f"first content after {first_at:.3f} s of {last_at:.3f} s"
+    """A buffering adapter would hand the caller its first chunk only after the last one had been sent, so the
+    caller's first content would come after the adapter's end of the exchange (its E2E, in the metric record:
+    the last bytes handed to the caller). A relaying adapter hands it over long before. When an engine sends a
+    whole answer in one read (vLLM's API server merges waiting tokens on a busy machine) nothing can show the
+    difference, so the stream is tried up to three times."""
+    task = front()
+    api = task.client()
+    seen = []
+    for _attempt in range(3):
+        wait_for(lambda: engine.requests_running() == 0, timeout=30, what=f"{engine.kind} to be idle")
+        t0 = time.perf_counter()  # before the request: the caller's clock starts first
+        raw = api.chat.completions.with_raw_response.create(
+            model=SERVED, messages=QUESTION, max_tokens=400, stream=True, stream_options={"include_usage": True},
+            extra_body={"ignore_eos": True},  # 400 tokens whatever the model says
+        )  # fmt: skip
+        first_at = None
+        chunks = []
+        for chunk in raw.parse():
+            if first_at is None and chunk.choices and chunk.choices[0].delta.content:
+                first_at = time.perf_counter() - t0
+            chunks.append(chunk)
+        assert chunks[-1].usage.completion_tokens == 400
+        record = task.records("metrics", {raw.request_id})[raw.request_id]
+        seen.append(f"first content at {first_at * 1000:.1f} ms; the adapter's last send at {record['e2e_ms']} ms "
+                    f"({record['chunks']} reads from the engine)")  # fmt: skip
+        if first_at * 1000 < record["e2e_ms"]:
+            break
+    assert first_at * 1000 < record["e2e_ms"], seen
     wait_for(lambda: engine.requests_running() == 0, timeout=30, what="the gauge to drop")  # it tracks requests
