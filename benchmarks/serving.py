@@ -46,7 +46,9 @@ Output (stdout, ``name=value``; progress on stderr):
   ``capture_worker_peak_rss_mib_1m_c16`` (its child processes, or ``none``); ``upstream_bytes_ratio_zh`` (target
   ≤ 1.01): body bytes the engine got / bytes the client sent, Chinese prompt; ``capture_records_expected``,
   ``_received``, ``_duplicated``, ``_unredacted`` and ``capture_dropped``, and the raw TTFT percentiles behind
-  them (step 6; ``--large-only`` runs it alone, ``--skip-large`` skips it);
+  them (step 6; ``--large-only`` runs it alone, ``--skip-large`` skips it); with it, the cost of redaction per MiB
+  of Chinese, English and digit-heavy text, ``redaction_ms_per_mib_{zh,en,digits}``, beside a same-run floor
+  (``benchmarks/redaction.py``);
 * ``engine_batching_speedup_c8``: output tokens/s with batching on / off at concurrency 8 (target ≥ 3);
 * ``reference_pipe_added_ttft_p50_ms`` ... ``reference_pipe_cpu_us_per_chunk``: the same four figures for the
   bare byte pipe, the floor against which the adapter's are to be read on the machine that ran them;
@@ -81,6 +83,7 @@ from pathlib import Path
 
 import aiohttp
 
+from benchmarks import redaction
 from benchmarks.serving_large import bench_large_prompts
 from benchmarks.serving_support import (
     ROOT,
@@ -252,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
             if not args.skip_large:
                 bench_large_prompts(workdir, stack)
                 stack.close()
+                redaction.main()  # what the capture worker spends per MiB it redacts
             with_vllm = not args.skip_vllm and VLLM_PYTHON.is_file()
             model_dir = build_demo_model(workdir) if not args.skip_engine or with_vllm else None
             if not args.skip_engine:
