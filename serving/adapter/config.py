@@ -51,12 +51,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from serving.request_size import DEFAULT_MAX_REQUEST_BYTES
+
 SAMPLING_RANGES = {
     "temperature": (0.0, 2.0, True),  # (low, high, low inclusive)
     "top_p": (0.0, 1.0, False),
     "repetition_penalty": (1.0, 2.0, True),
 }
-DEFAULT_MAX_REQUEST_BYTES = 16 << 20  # a 128k-token prompt is 0.5-2 MiB of JSON; room for escapes and parts
 MIN_REQUEST_BYTES = 1024
 MAX_INGEST_BATCH = 1000  # records per POST the control plane's ingest endpoint accepts (it answers 413 above)
 _INGEST_KEYS = {"url", "token", "batch_size", "interval_s", "max_backoff_s", "engine_load_interval_s"}

@@ -33,6 +33,7 @@ from serving.adapter.ratelimit import TokenBucket
 from serving.adapter.reflow import iso
 from serving.adapter.spool import Shipper, Spool
 from serving.adapter.upstream import UpstreamConnection, UpstreamError, UpstreamPool
+from serving.request_size import TOO_LARGE_CODE, too_large_message
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +57,7 @@ def error(status: int, message: str, type_: str, code: str, headers: dict | None
 
 def too_large(limit: int) -> web.Response:
     """413 for a body over ``limit`` bytes: the wording our engine uses too."""
-    message = f"The request body is over this endpoint's limit of {limit} bytes ({limit / 2**20:g} MiB)."
-    return error(413, message, "invalid_request_error", "request_too_large")
+    return error(413, too_large_message(limit), "invalid_request_error", TOO_LARGE_CODE)
 
 
 def has_content(chunk: bytes) -> bool:

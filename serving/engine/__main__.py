@@ -11,6 +11,8 @@ import argparse
 import logging
 import os
 
+from serving.request_size import DEFAULT_MAX_REQUEST_BYTES
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # models come from local folders only, never from a hub
 
 
@@ -37,7 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--max-request-bytes",
         type=int,
-        default=16 << 20,
+        default=DEFAULT_MAX_REQUEST_BYTES,
         help="largest request body accepted, in bytes; a larger one is refused with a 413 naming the limit"
         " (default 16777216 = 16 MiB: a 128k-token context as JSON, with room for escapes and list-of-parts content)",
     )

@@ -14,9 +14,9 @@ from aiohttp import web
 
 from serving.engine.core import Engine
 from serving.engine.sampling import SamplingParams
+from serving.request_size import DEFAULT_MAX_REQUEST_BYTES, TOO_LARGE_CODE, too_large_message
 
 DEFAULT_MAX_TOKENS = 256
-DEFAULT_MAX_REQUEST_BYTES = 16 << 20  # a 128k-token context, JSON escapes and list-of-parts content included
 _DONE = b"data: [DONE]\n\n"
 
 
@@ -34,8 +34,7 @@ def error_response(message: str, status: int = 400, param: str | None = None, co
 
 def too_large_response(limit: int) -> web.Response:
     """The 413 of a body over ``limit`` bytes, worded as the adapter words it (one message for both)."""
-    message = f"The request body is over this endpoint's limit of {limit} bytes ({limit / 2**20:g} MiB)."
-    return error_response(message, 413, code="request_too_large")
+    return error_response(too_large_message(limit), 413, code=TOO_LARGE_CODE)
 
 
 def build_app(

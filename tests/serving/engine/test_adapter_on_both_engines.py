@@ -70,6 +70,16 @@ class Engine:
         return sum(float(v) for v in values)
 
 
+def read_stream(stream, t0: float) -> tuple[float | None, list]:
+    """Every chunk of a chat stream, and when (seconds after ``t0``) the first one with content arrived."""
+    first_at, chunks = None, []
+    for chunk in stream:
+        if first_at is None and chunk.choices and chunk.choices[0].delta.content:
+            first_at = time.perf_counter() - t0
+        chunks.append(chunk)
+    return first_at, chunks
+
+
 @pytest.fixture(params=["pytorch", "vllm"])
 def engine(request) -> Engine:
     upstream = request.getfixturevalue("server" if request.param == "pytorch" else "vllm_server")
@@ -246,12 +256,7 @@ def test_each_request_has_one_metric_record_with_ttft_tpot_and_itl(engine, front
     raw = api.chat.completions.with_raw_response.create(
         model=SERVED, messages=QUESTION, stream=True, stream_options={"include_usage": True}, **long_enough
     )
-    caller_ttft = None
-    chunks = []
-    for chunk in raw.parse():
-        if caller_ttft is None and chunk.choices and chunk.choices[0].delta.content:
-            caller_ttft = time.perf_counter() - t0
-        chunks.append(chunk)
+    caller_ttft, chunks = read_stream(raw.parse(), t0)
     caller_e2e = time.perf_counter() - t0
     usage = chunks[-1].usage
     unary = api.chat.completions.with_raw_response.create(model=SERVED, messages=QUESTION, max_tokens=MAX_TOKENS)
@@ -362,12 +367,7 @@ def test_the_first_chunk_reaches_the_caller_while_the_engine_is_still_generating
             model=SERVED, messages=QUESTION, max_tokens=400, stream=True, stream_options={"include_usage": True},
             extra_body={"ignore_eos": True},  # 400 tokens whatever the model says
         )  # fmt: skip
-        first_at = None
-        chunks = []
-        for chunk in raw.parse():
-            if first_at is None and chunk.choices and chunk.choices[0].delta.content:
-                first_at = time.perf_counter() - t0
-            chunks.append(chunk)
+        first_at, chunks = read_stream(raw.parse(), t0)
         assert chunks[-1].usage.completion_tokens == 400
         record = task.records("metrics", {raw.request_id})[raw.request_id]
         seen.append(f"first content at {first_at * 1000:.1f} ms; the adapter's last send at {record['e2e_ms']} ms "
